@@ -26,6 +26,7 @@ Architecture = Literal["x86_64", "arm64"]
 class Stream:
     name: str
     description: str
+    event_types: frozenset[str]  # which event types producers write to this stream
     shards: int = 1  # provisioned shard count per stage is overridable in CDK context
     retention_hours: int = 24
 
@@ -150,6 +151,13 @@ class System:
                 return kind  # type: ignore[return-value]
         raise KeyError(f"no resource named {name!r}")
 
+    def stream_for(self, event_type: str) -> Stream:
+        """The stream producers write an event type to (partition key = account_id)."""
+        for stream in self.streams:
+            if event_type in stream.event_types:
+                return stream
+        raise KeyError(f"no stream carries event type {event_type!r}")
+
     def function(self, name: str) -> Function:
         for fn in self.functions:
             if fn.name == name:
@@ -210,8 +218,17 @@ _Q = Access("quarantine", "write")
 SYSTEM = System(
     name="streamsense",
     streams=(
-        Stream("activity", "sign-ups, logins, account changes, payments and delayed fraud labels"),
-        Stream("playback", "playback start/heartbeat/stop with QoE telemetry", shards=2),
+        Stream(
+            "activity",
+            "sign-ups, logins, account changes, payments and delayed fraud labels",
+            frozenset({"signup", "login", "account_change", "payment", "label"}),
+        ),
+        Stream(
+            "playback",
+            "playback start/heartbeat/stop with QoE telemetry, and artwork impressions",
+            frozenset({"playback_start", "playback_heartbeat", "playback_stop", "impression"}),
+            shards=2,
+        ),
     ),
     tables=(
         Table("fraud_state", "streaming fraud features per entity (account, card, merchant, IP /24, ASN, device)"),
@@ -220,6 +237,7 @@ SYSTEM = System(
         Table("recs", "per member top-N and delivery defaults; per region trending; per title similar"),
         Table("cache", "per region demand per title in windows; cache hints per site and window"),
         Table("qoe", "throughput sketches and ABR hints per segment (region x network x device)"),
+        Table("content", "artwork/trailer variant bandit statistics and per-title variant choices"),
     ),
     buckets=(
         Bucket("exports", "nightly drops: viewing-history/ and fraud-labels/ exports", expire_after_days=90),
@@ -323,6 +341,14 @@ SYSTEM = System(
             "keeps throughput sketches per segment and publishes startup-bitrate and ABR hints",
             triggers=(KinesisTrigger("playback", batch_size=1000, batching_window_s=2),),
             access=(Access("qoe", "readwrite"), _Q),
+            memory_mb=512,
+            timeout_s=60,
+        ),
+        Function(
+            "content_bandit",
+            "learns which artwork/trailer/synopsis variant to show from impressions and plays (contextual bandit)",
+            triggers=(KinesisTrigger("playback", batch_size=1000, batching_window_s=5),),
+            access=(Access("content", "readwrite"), _Q),
             memory_mb=512,
             timeout_s=60,
         ),

@@ -1,0 +1,245 @@
+"""Orchestration: build the world once, then generate step by step, in time order.
+
+A step is one *local* day (-1 .. days, so that every time zone's day covering the period is
+generated) for every block of accounts, plus that UTC day's attacks. Each step's events are
+merged with those still pending from earlier steps and flushed up to a watermark no later
+step can undercut (the step's end minus 15 hours: local midnight anywhere is at most UTC+14),
+so the output is globally time-ordered while memory stays bounded by about a day of events.
+Every random draw comes from a generator keyed by (seed, purpose, step, block), so the output
+depends only on the config (same seed -> byte-identical files).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamsense_sim.attacks import AttackInjector, AttackRecord
+from streamsense_sim.catalogue import DAY_MS, Catalogue, build_catalogue
+from streamsense_sim.config import ATTACK_TYPES, SimConfig
+from streamsense_sim.geo import load_asns, load_geography
+from streamsense_sim.qoe import ThroughputModel
+from streamsense_sim.render import Batch, Fragments
+from streamsense_sim.traffic import Anchors, DemandCache, legit_day
+from streamsense_sim.world import DEVICE_TYPES, World, build_world
+
+WATERMARK_SLACK_MS = 15 * 3_600_000
+
+
+@dataclass(frozen=True)
+class SimRecord:
+    """One generated event: its time, its JSON line, its type, and its ground-truth line
+    (None for legitimate traffic and for label events)."""
+
+    t_ms: int
+    line: str
+    kind: str
+    truth: str | None
+
+    @property
+    def account_id(self) -> str:
+        """The Kinesis partition key."""
+        return self.line.split('"account_id":"', 1)[1].split('"', 1)[0]
+
+
+@dataclass
+class Summary:
+    events_by_type: Counter[str] = field(default_factory=Counter)
+    attack_events_by_type: Counter[str] = field(default_factory=Counter)
+    attacks_by_type: Counter[str] = field(default_factory=Counter)
+    members_by_country: Counter[str] = field(default_factory=Counter)
+    plays_by_country: Counter[str] = field(default_factory=Counter)
+    plays_by_device: Counter[str] = field(default_factory=Counter)
+    plays_by_network: Counter[str] = field(default_factory=Counter)
+    events: int = 0
+    late_labels: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "events_by_type": dict(sorted(self.events_by_type.items())),
+            "attacks_by_type": {k: self.attacks_by_type.get(k, 0) for k in ATTACK_TYPES},
+            "attack_events_by_type": {k: self.attack_events_by_type.get(k, 0) for k in ATTACK_TYPES},
+            "late_labels": self.late_labels,
+            "members_by_country": dict(self.members_by_country.most_common()),
+            "plays_by_country": dict(self.plays_by_country.most_common()),
+            "plays_by_device": dict(self.plays_by_device.most_common()),
+            "plays_by_network": dict(self.plays_by_network.most_common()),
+        }
+
+
+class Simulator:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.geo = load_geography()
+        self.asns = load_asns()
+        self.world: World = build_world(config, self.geo, self.asns)
+        self.catalogue: Catalogue = build_catalogue(config, self.geo, self.world.cities.country_weight)
+        self.throughput = ThroughputModel(config.data_dir, config.trace_split)
+        self.frags = Fragments(self.geo, self.asns)
+        self.attacks: list[AttackRecord] = []
+        self.views: list[tuple[int, str, str, float]] = []
+        self.summary = Summary()
+        self._running: dict[int, list[tuple[int, int]]] = {}
+        for c in self.world.country.tolist():
+            self.summary.members_by_country[self.geo.countries[c]] += 1
+
+    @property
+    def blocks(self) -> list[tuple[int, int]]:
+        n, b = self.config.accounts, self.config.block_size
+        return [(lo, min(lo + b, n)) for lo in range(0, n, b)]
+
+    @property
+    def total_steps(self) -> int:
+        return (self.config.days + 2) * len(self.blocks)
+
+    def records(self, progress: Any = None) -> Iterator[SimRecord]:
+        """Every event of the period in time order (call once per Simulator)."""
+        cfg = self.config
+        pend_t = np.zeros(0, dtype=np.int64)
+        pend: list[tuple[str, str, str | None]] = []
+        for k in range(-1, cfg.days + 1):
+            batch = Batch()
+            anchors = Anchors()
+            demand = DemandCache(self.catalogue, self.world, cfg.start_ms + k * DAY_MS + DAY_MS // 2)
+            for b, block in enumerate(self.blocks):
+                rng = np.random.default_rng([cfg.seed, 7, k + 1, b])
+                legit_day(self.world, self.catalogue, self.throughput, self.frags, demand, k, block, rng, batch, anchors, self._running)
+                if progress is not None:
+                    progress.update(1)
+            if 0 <= k < cfg.days:
+                injector = AttackInjector(self.world, self.catalogue, self.throughput, self.frags, demand, k, np.random.default_rng([cfg.seed, 8, k]))
+                injector.run(anchors)
+                injector.render(batch)
+                self.attacks.extend(injector.records)
+            self.views.extend(batch.views)
+            t = np.concatenate([pend_t, batch.times()])
+            items = pend + list(zip(batch.lines, batch.kinds, batch.truth, strict=True))
+            order = np.argsort(t, kind="stable")
+            last = k == cfg.days
+            watermark = np.iinfo(np.int64).max if last else cfg.start_ms + (k + 1) * DAY_MS - WATERMARK_SLACK_MS
+            cut = int(np.searchsorted(t[order], watermark, side="left"))
+            for i in order[:cut].tolist():
+                ti = int(t[i])
+                line, kind, truth = items[i]
+                if ti < cfg.start_ms:
+                    continue
+                if ti >= cfg.end_ms:
+                    if kind != "label" or not cfg.include_late_labels:
+                        continue
+                    self.summary.late_labels += 1
+                self._count(kind, truth)
+                yield SimRecord(ti, line, kind, truth)
+            rest = order[cut:]
+            pend_t = t[rest]
+            pend = [items[i] for i in rest.tolist()]
+        for rec in self.attacks:
+            self.summary.attacks_by_type[rec.attack_type] += 1
+
+    def _count(self, kind: str, truth: str | None) -> None:
+        s = self.summary
+        s.events += 1
+        s.events_by_type[kind] += 1
+        if truth is not None:
+            s.attack_events_by_type[truth.split('"attack_type":"', 1)[1].split('"', 1)[0]] += 1
+
+    def finish_summary(self) -> Summary:
+        """Fill the play tables from the viewing rows (call after records() is exhausted)."""
+        return self.summary
+
+
+def generate(config: SimConfig) -> Iterator[dict[str, Any]]:
+    """The events of the period as JSON objects, in time order (see ``records`` for lines)."""
+    for rec in Simulator(config).records():
+        yield json.loads(rec.line)
+
+
+def write(config: SimConfig, out_dir: Path, progress: bool = False) -> tuple[Summary, dict[str, Path]]:
+    """Write the Kinesis-ready events file, the ground truth, the attack list, the
+    viewing-history export, the catalogue, the ASN registry and a manifest into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "exports").mkdir(exist_ok=True)
+    sim = Simulator(config)
+    paths = {
+        "events": out_dir / "events.jsonl",
+        "ground_truth": out_dir / "ground_truth.jsonl",
+        "attacks": out_dir / "attacks.jsonl",
+        "viewing_history": out_dir / "exports" / "viewing_history.csv",
+        "catalogue": out_dir / "catalogue.csv",
+        "asns": out_dir / "asns.json",
+        "manifest": out_dir / "manifest.json",
+    }
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sim.total_steps, unit="block-day", desc="simulating")
+    plays_country: Counter[str] = Counter()
+    plays_device: Counter[str] = Counter()
+    plays_network: Counter[str] = Counter()
+    with paths["events"].open("w", encoding="utf-8") as ev, paths["ground_truth"].open("w", encoding="utf-8") as gt:
+        buf: list[str] = []
+        gbuf: list[str] = []
+        for rec in sim.records(bar):
+            buf.append(rec.line)
+            if rec.truth is not None:
+                gbuf.append(rec.truth)
+            if rec.kind == "playback_start":
+                _tally_play(rec.line, plays_country, plays_device, plays_network)
+            if len(buf) >= 100_000:
+                ev.write("\n".join(buf) + "\n")
+                buf.clear()
+                if gbuf:
+                    gt.write("\n".join(gbuf) + "\n")
+                    gbuf.clear()
+        if buf:
+            ev.write("\n".join(buf) + "\n")
+        if gbuf:
+            gt.write("\n".join(gbuf) + "\n")
+    if bar is not None:
+        bar.close()
+    summary = sim.summary
+    summary.plays_by_country = plays_country
+    summary.plays_by_device = plays_device
+    summary.plays_by_network = plays_network
+
+    with paths["attacks"].open("w", encoding="utf-8") as fh:
+        for rec in sim.attacks:
+            fh.write(json.dumps(rec.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n")
+    views = sorted(sim.views, key=lambda r: r[0])
+    with paths["viewing_history"].open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["member", "title", "timestamp", "weight"])
+        for t, member, title, weight in views:
+            writer.writerow([member, title, t // 1000, f"{weight:.3f}"])
+    with paths["catalogue"].open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(sim.catalogue.to_rows())
+    paths["asns"].write_text(json.dumps(sim.asns.to_json(), indent=1) + "\n")
+    manifest = {
+        "config": config.to_json(),
+        "catalogue": {"source": sim.catalogue.source, "titles": sim.catalogue.size,
+                      "new_releases_in_period": int(len(sim.catalogue.new_releases(config.start_ms, config.end_ms)))},
+        "throughput_source": sim.throughput.source,
+        "vpn_asns": sorted(sim.asns.asns[i].number for i in sim.asns.vpn),
+        "files": {k: str(v.relative_to(out_dir)) for k, v in paths.items()},
+        "summary": summary.to_json(),
+        "viewing_history_rows": len(views),
+    }  # fmt: skip
+    paths["manifest"].write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return summary, paths
+
+
+def _tally_play(line: str, country: Counter[str], device: Counter[str], network: Counter[str]) -> None:
+    country[line.split('"country":"', 1)[1][:2]] += 1
+    device[line.split('"device_type":"', 1)[1].split('"', 1)[0]] += 1
+    network[line.split('"network_type":"', 1)[1].split('"', 1)[0]] += 1
+
+
+_ = DEVICE_TYPES

@@ -1,0 +1,156 @@
+"""Playback sessions as columns: QoE, then start / heartbeat / stop events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from streamsense_sim.catalogue import Catalogue
+from streamsense_sim.qoe import NETWORK_TYPES, PlayerResult, ThroughputModel, play
+from streamsense_sim.render import Batch, Fragments, device_json, iso, new_ids, truth_line
+from streamsense_sim.world import DEVICE_TYPES
+
+
+@dataclass
+class Sessions:
+    t_start: np.ndarray  # int64 ms
+    account: list[str]
+    profile: list[str]
+    title: np.ndarray  # catalogue index
+    device_id: list[str]
+    device_type: np.ndarray  # index into DEVICE_TYPES
+    city: np.ndarray
+    asn: np.ndarray  # registry index
+    ip: list[str]
+    net: np.ndarray  # index into NETWORK_TYPES
+    start_pos: np.ndarray  # content seconds
+    watched: np.ndarray  # content seconds intended
+    audio: list[str]
+    subtitles: list[str]
+    attack_type: list[str | None]
+    attack_id: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.t_start)
+
+    def take(self, idx: np.ndarray) -> Sessions:
+        out = {}
+        ids = idx.tolist()
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v[idx] if isinstance(v, np.ndarray) else [v[i] for i in ids]
+        return Sessions(**out)
+
+    @staticmethod
+    def concat(parts: list[Sessions]) -> Sessions:
+        out = {}
+        for f in fields(Sessions):
+            vals = [getattr(p, f.name) for p in parts]
+            if isinstance(vals[0], np.ndarray):
+                out[f.name] = np.concatenate(vals)
+            else:
+                out[f.name] = [x for v in vals for x in v]
+        return Sessions(**out)
+
+
+def simulate_player(
+    s: Sessions, rng: np.random.Generator, throughput: ThroughputModel, interval_s: int, country_factor: np.ndarray
+) -> PlayerResult:
+    h = int(np.max(np.floor(s.watched / interval_s))) if len(s) else 0
+    startup, series, latency = throughput.sample(rng, s.net, h, interval_s, country_factor)
+    return play(startup, series, latency, s.device_type, s.watched, interval_s)
+
+
+def render_sessions(
+    s: Sessions,
+    p: PlayerResult,
+    catalogue: Catalogue,
+    frags: Fragments,
+    rng: np.random.Generator,
+    interval_s: int,
+    batch: Batch,
+) -> None:
+    n = len(s)
+    if n == 0:
+        return
+    session_ids = new_ids(rng, n, "ses-")
+    title_ids = [catalogue.title_ids[i] for i in s.title.tolist()]
+    devtype = [DEVICE_TYPES[i] for i in s.device_type.tolist()]
+    nettype = [NETWORK_TYPES[i] for i in s.net.tolist()]
+    asn = s.asn.tolist()
+    city = s.city.tolist()
+    common = [
+        f'"session_id":"{sid}","profile_id":"{pr}","title_id":"{ti}"'
+        for sid, pr, ti in zip(session_ids, s.profile, title_ids, strict=True)
+    ]
+    dev = [device_json(d, t) for d, t in zip(s.device_id, devtype, strict=True)]
+    netw = [frags.network(ip, a, c) for ip, a, c in zip(s.ip, asn, city, strict=True)]
+    attacks = [(a, b) if a is not None and b is not None else None for a, b in zip(s.attack_type, s.attack_id, strict=True)]
+
+    # playback_start
+    ids = new_ids(rng, n)
+    when = iso(s.t_start)
+    lines = [
+        f'{{"version":1,"event_id":"{e}","occurred_at":"{w}","account_id":"{acc}","type":"playback_start",'
+        f'"payload":{{{c},"device":{d},"network":{nw},"network_type":"{nt}","startup_ms":{su},'
+        f'"audio_language":"{au}","subtitle_language":"{sb}"}}}}'
+        for e, w, acc, c, d, nw, nt, su, au, sb in zip(
+            ids, when, s.account, common, dev, netw, nettype, p.startup_ms.tolist(), s.audio, s.subtitles, strict=True
+        )
+    ]
+    truth = [
+        truth_line(e, atk, "playback_start", acc, w) if atk else None
+        for e, atk, acc, w in zip(ids, attacks, s.account, when, strict=True)
+    ]
+    batch.add(s.t_start, lines, truth, "playback_start")
+
+    # playback_heartbeat
+    mask = np.arange(p.beat_kbps.shape[1])[None, :] < p.n_beats[:, None]
+    ss, hh = np.nonzero(mask)
+    if len(ss):
+        t = s.t_start[ss] + p.beat_wall_ms[ss, hh]
+        pos = np.round(s.start_pos[ss] + (hh + 1) * float(interval_s), 1)
+        kbps = np.round(p.beat_kbps[ss, hh], 1)
+        br = p.beat_bitrate[ss, hh]
+        rb = p.beat_rebuffer_ms[ss, hh]
+        bf = p.beat_buffer_s[ss, hh]
+        ids = new_ids(rng, len(ss))
+        when = iso(t)
+        sl = ss.tolist()
+        lines = [
+            f'{{"version":1,"event_id":"{e}","occurred_at":"{w}","account_id":"{s.account[i]}",'
+            f'"type":"playback_heartbeat","payload":{{{common[i]},"position_s":{ps!r},"device":{dev[i]},'
+            f'"network":{netw[i]},"network_type":"{nettype[i]}","qoe":{{"throughput_kbps":{k!r},'
+            f'"bitrate_kbps":{b!r},"rebuffer_ms":{r},"buffer_s":{f!r}}}}}}}'
+            for e, w, i, ps, k, b, r, f in zip(
+                ids, when, sl, pos.tolist(), kbps.tolist(), br.tolist(), rb.tolist(), bf.tolist(), strict=True
+            )
+        ]
+        truth = [
+            truth_line(e, attacks[i], "playback_heartbeat", s.account[i], w) if attacks[i] else None  # type: ignore[arg-type]
+            for e, i, w in zip(ids, sl, when, strict=True)
+        ]
+        batch.add(t, lines, truth, "playback_heartbeat")
+
+    # playback_stop
+    t = s.t_start + p.stop_wall_ms
+    ids = new_ids(rng, n)
+    when = iso(t)
+    watched = np.round(p.watched_s, 1).tolist()
+    duration = catalogue.duration_s[s.title].tolist()
+    lines = [
+        f'{{"version":1,"event_id":"{e}","occurred_at":"{w}","account_id":"{acc}","type":"playback_stop",'
+        f'"payload":{{{c},"watched_s":{ws!r},"title_duration_s":{du!r},"device":{d},"network":{nw}}}}}'
+        for e, w, acc, c, ws, du, d, nw in zip(ids, when, s.account, common, watched, duration, dev, netw, strict=True)
+    ]
+    truth = [
+        truth_line(e, atk, "playback_stop", acc, w) if atk else None
+        for e, atk, acc, w in zip(ids, attacks, s.account, when, strict=True)
+    ]
+    batch.add(t, lines, truth, "playback_stop")
+
+    frac = np.clip(p.watched_s / catalogue.duration_s[s.title], 0.0, 1.0)
+    batch.views.extend(
+        zip(s.t_start.tolist(), s.profile, title_ids, np.round(frac, 3).tolist(), strict=True)
+    )

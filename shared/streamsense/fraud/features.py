@@ -1,0 +1,436 @@
+"""Streaming fraud features: one definition, two drivers.
+
+``payment_feature_matrix`` is the definition of every payment feature (the handbook's 14 plus
+the product's extras), written over arrays with the window kernels of ``windows``. Two drivers
+feed it:
+
+- ``StreamingFeatures.process`` (the Lambda): a batch of parsed events; it loads the logs of the
+  batch's entities, adds the batch's rows (idempotently), applies the definition to logs + batch,
+  and saves what changed.
+- ``offline_payment_features`` (training, benchmarks): the whole history as one set of logs.
+
+Because features are pure functions of the set of events received (with their times and label
+times), both drivers give the same numbers, whatever the batch boundaries; tests/unit/fraud
+checks exactly that, and the benchmark checks the 14 against the handbook's reference file.
+
+Conventions: customer = account, terminal = merchant. Customer windows are (t - w, t] including
+the current payment; merchant windows are (t - 7d - w, t - 7d] (the label delay), their risk is
+the share of those payments whose fraud label was known at t, 0 when the window is empty.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from streamsense.events import Event
+from streamsense.fraud.state import (
+    ACCOUNT_CHANGE,
+    FAILED,
+    HAS_GEO,
+    HORIZON_MS,
+    LABEL,
+    LOGIN,
+    PAYMENT,
+    PLAYBACK_HEARTBEAT,
+    PLAYBACK_START,
+    PLAYBACK_STOP,
+    SENSITIVE,
+    SIGNUP,
+    EntityLog,
+    FraudStateStore,
+    country_code,
+    empty_rows,
+    id_hash,
+    materialize,
+)
+from streamsense.fraud.windows import (
+    F64,
+    I64,
+    MS_PER_DAY,
+    MS_PER_HOUR,
+    NO_LABEL,
+    SortedEntries,
+    known_label_count,
+    prefix,
+    range_sum,
+)
+from streamsense.privacy import Pseudonymizer, ip_prefix
+
+LABEL_DELAY_DAYS = 7
+CUSTOMER_WINDOWS = (1, 7, 30)
+TERMINAL_WINDOWS = (1, 7, 30)
+
+#: The handbook's 14 features, in the reference file's column order.
+REFERENCE_FEATURES: tuple[str, ...] = (
+    "TX_DURING_WEEKEND",
+    "TX_DURING_NIGHT",
+    *(f"CUSTOMER_ID_{m}_{w}DAY_WINDOW" for w in CUSTOMER_WINDOWS for m in ("NB_TX", "AVG_AMOUNT")),
+    *(f"TERMINAL_ID_{m}_{w}DAY_WINDOW" for w in TERMINAL_WINDOWS for m in ("NB_TX", "RISK")),
+)
+#: What the product adds (all computable from the same logs, in the same pass).
+EXTRA_FEATURES: tuple[str, ...] = (
+    "TX_AMOUNT",
+    "CUSTOMER_ID_AMOUNT_Z_30DAY",  # (amount - mean of the other payments) / their std
+    "CUSTOMER_ID_AMOUNT_RATIO_30DAY",  # amount / mean of the other payments in 30 days
+    "CUSTOMER_ID_AMOUNT_RATIO_7DAY",
+    "CUSTOMER_ID_NB_TX_1HOUR",
+    "CUSTOMER_ID_HOURS_SINCE_PREV",
+    "CUSTOMER_ID_KNOWN_FRAUD_30DAY",  # the account's payments labeled fraud, known at t
+    "TERMINAL_ID_NB_TX_1DAY_NOW",  # undelayed volume (t - 1d, t], current included
+    "TERMINAL_ID_RISK_14DAY_WINDOW",
+    "TERMINAL_ID_RISK_60DAY_WINDOW",
+    "TERMINAL_ID_KNOWN_FRAUD_7DAY_NOW",  # labels known at t for payments in (t - 7d, t]
+)
+PAYMENT_FEATURES: tuple[str, ...] = REFERENCE_FEATURES + EXTRA_FEATURES
+
+
+@dataclass(frozen=True)
+class PaymentRows:
+    """Payments of many entities of one kind: entity index, time (ms), tie order (event id
+    hash), amount, fraud label and when it became known (NO_LABEL if never)."""
+
+    key: I64
+    ts: I64
+    tie: npt.NDArray[np.uint64]
+    amount: F64
+    fraud: npt.NDArray[np.int8]
+    label_ts: I64
+
+
+def _sorted(entries: SortedEntries, values: npt.ArrayLike, dtype: Any = np.float64) -> npt.NDArray[Any]:
+    out = np.empty(len(entries), dtype=dtype)
+    out[entries.order] = np.asarray(values, dtype=dtype)
+    return out
+
+
+def payment_feature_matrix(acct: PaymentRows, merch: PaymentRows, q_acct: I64, q_merch: I64) -> F64:
+    """Features (columns in PAYMENT_FEATURES order) of the payments at rows ``q_acct`` of
+    ``acct`` and ``q_merch`` of ``merch`` (the same payments seen from each entity)."""
+    q_acct = np.asarray(q_acct, dtype=np.int64)
+    q_merch = np.asarray(q_merch, dtype=np.int64)
+    out = np.empty((len(q_acct), len(PAYMENT_FEATURES)), dtype=np.float64)
+    col = {name: j for j, name in enumerate(PAYMENT_FEATURES)}
+
+    # Account side, computed with the queries in (account, time) order: searchsorted is much
+    # faster on sorted needles.
+    A = SortedEntries.build(acct.key, acct.ts, acct.tie)
+    pos_all = A.order[q_acct]
+    perm = np.argsort(pos_all, kind="stable")
+    pos = pos_all[perm]
+    n = len(pos)
+    ts = A.ts[pos]
+    amt = _sorted(A, acct.amount)
+    amount = amt[pos]
+    cols: dict[str, F64] = {}
+    day = ts // MS_PER_DAY
+    cols["TX_DURING_WEEKEND"] = (((day + 3) % 7) >= 5).astype(np.float64)  # 1970-01-01 was a Thursday
+    cols["TX_DURING_NIGHT"] = (((ts % MS_PER_DAY) // MS_PER_HOUR) <= 6).astype(np.float64)
+    cols["TX_AMOUNT"] = amount
+    p1, p2 = prefix(amt), prefix(amt * amt)
+    for w in (*CUSTOMER_WINDOWS, 0):
+        a, b = A.window_incl_self(pos, w * MS_PER_DAY if w else MS_PER_HOUR)
+        cnt = (b - a).astype(np.float64)
+        s = range_sum(p1, a, b)
+        if w == 0:
+            cols["CUSTOMER_ID_NB_TX_1HOUR"] = cnt
+            continue
+        cols[f"CUSTOMER_ID_NB_TX_{w}DAY_WINDOW"] = cnt
+        cols[f"CUSTOMER_ID_AVG_AMOUNT_{w}DAY_WINDOW"] = s / cnt
+        if w in (7, 30):
+            others = cnt - 1
+            mean_o = np.divide(s - amount, others, out=np.full(n, np.nan), where=others > 0)
+            cols[f"CUSTOMER_ID_AMOUNT_RATIO_{w}DAY"] = np.divide(
+                amount, mean_o, out=np.full(n, np.nan), where=(others > 0) & (mean_o > 0)
+            )
+            if w == 30:
+                ss = range_sum(p2, a, b) - amount * amount
+                var = np.divide(ss, others, out=np.full(n, np.nan), where=others > 0) - mean_o**2
+                std = np.sqrt(np.maximum(var, 0.0))
+                cols["CUSTOMER_ID_AMOUNT_Z_30DAY"] = np.divide(
+                    amount - mean_o, std + 1.0, out=np.full(n, np.nan), where=others > 1
+                )
+    prev = A.previous(pos)
+    cols["CUSTOMER_ID_HOURS_SINCE_PREV"] = np.where(
+        prev >= 0, (ts - A.ts[np.maximum(prev, 0)]) / MS_PER_HOUR, np.nan
+    )
+    cols["CUSTOMER_ID_KNOWN_FRAUD_30DAY"] = known_label_count(
+        A, acct.fraud, acct.label_ts, A.key[pos], ts, 30 * MS_PER_DAY, 0
+    )
+    for name, values in cols.items():
+        out[perm, col[name]] = values
+
+    # Merchant side, in (merchant, time) order.
+    M = SortedEntries.build(merch.key, merch.ts, merch.tie)
+    mpos_all = M.order[q_merch]
+    perm = np.argsort(mpos_all, kind="stable")
+    mpos = mpos_all[perm]
+    mk, ts = M.key[mpos], M.ts[mpos]
+    cols = {}
+    d = LABEL_DELAY_DAYS * MS_PER_DAY
+    for w in (*TERMINAL_WINDOWS, 14, 60):
+        a, b = M.window(mk, ts, d + w * MS_PER_DAY, d)
+        cnt = (b - a).astype(np.float64)
+        frauds = known_label_count(M, merch.fraud, merch.label_ts, mk, ts, d + w * MS_PER_DAY, d)
+        if w in TERMINAL_WINDOWS:
+            cols[f"TERMINAL_ID_NB_TX_{w}DAY_WINDOW"] = cnt
+        cols[f"TERMINAL_ID_RISK_{w}DAY_WINDOW"] = np.divide(frauds, cnt, out=np.zeros(n), where=cnt > 0)
+    a, b = M.window_incl_self(mpos, MS_PER_DAY)
+    cols["TERMINAL_ID_NB_TX_1DAY_NOW"] = (b - a).astype(np.float64)
+    cols["TERMINAL_ID_KNOWN_FRAUD_7DAY_NOW"] = known_label_count(M, merch.fraud, merch.label_ts, mk, ts, d, 0)
+    for name, values in cols.items():
+        out[perm, col[name]] = values
+    return out
+
+
+# ---- offline driver ----------------------------------------------------------------------------
+
+
+def handbook_event_id(transaction_id: int) -> str:
+    return f"tx-{transaction_id:09d}"
+
+
+def handbook_label_id(transaction_id: int) -> str:
+    return f"lb-{transaction_id:09d}"
+
+
+def offline_payment_features(
+    customer: npt.ArrayLike,
+    terminal: npt.ArrayLike,
+    ts_ms: npt.ArrayLike,
+    amount: npt.ArrayLike,
+    fraud: npt.ArrayLike,
+    label_ts_ms: npt.ArrayLike,
+    rows: npt.ArrayLike | None = None,
+) -> F64:
+    """Features of every payment (or of ``rows``) of a complete history given in arrival order:
+    one array per column (customer and terminal as integer ids). ``label_ts_ms`` is when each
+    payment's label arrived (NO_LABEL for none). Same-millisecond payments of one entity are
+    ordered by arrival, as in the streaming path."""
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    tie = np.arange(len(ts), dtype=np.uint64)
+    amt = np.asarray(amount, dtype=np.float64)
+    fr = np.asarray(fraud, dtype=np.int8)
+    lts = np.asarray(label_ts_ms, dtype=np.int64)
+    fr = np.where(lts == NO_LABEL, 0, fr).astype(np.int8)
+    acct = PaymentRows(_dense(customer), ts, tie, amt, fr, lts)
+    merch = PaymentRows(_dense(terminal), ts, tie, amt, fr, lts)
+    q = np.arange(len(ts), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    return payment_feature_matrix(acct, merch, q, q)
+
+
+def _dense(ids: npt.ArrayLike) -> I64:
+    _, inverse = np.unique(np.asarray(ids), return_inverse=True)
+    return inverse.astype(np.int64)
+
+
+# ---- streaming driver ---------------------------------------------------------------------------
+
+
+def _ms(event: Event) -> int:
+    return int(event.occurred_at.timestamp() * 1000)
+
+
+@dataclass
+class EventRows:
+    """What one event writes: (entity key, row) pairs."""
+
+    event: Event
+    rows: list[tuple[str, npt.NDArray[Any]]] = field(default_factory=list)
+
+
+class EntityKeys:
+    """Entity keys of an event's identifiers; personal ones pseudonymized."""
+
+    def __init__(self, pseudo: Pseudonymizer) -> None:
+        self.pseudo = pseudo
+
+    def account(self, account_id: str) -> str:
+        return f"acct#{account_id}"
+
+    def card(self, card_number: str) -> str:
+        return f"card#{self.pseudo.token('card_number', card_number)}"
+
+    def merchant(self, merchant_id: str) -> str:
+        return f"merch#{merchant_id}"
+
+    def device(self, device_id: str) -> str:
+        return f"dev#{self.pseudo.token('device_id', device_id)}"
+
+    def ip24(self, ip: str) -> str:
+        return f"ip24#{ip_prefix(ip)}"
+
+    def asn(self, asn: int) -> str:
+        return f"asn#{asn}"
+
+
+_KIND = {
+    "payment": PAYMENT,
+    "login": LOGIN,
+    "signup": SIGNUP,
+    "account_change": ACCOUNT_CHANGE,
+    "playback_start": PLAYBACK_START,
+    "playback_heartbeat": PLAYBACK_HEARTBEAT,
+    "playback_stop": PLAYBACK_STOP,
+}
+
+
+def event_rows(event: Event, keys: EntityKeys) -> EventRows:
+    """The rows an event adds to each entity it touches."""
+    out = EventRows(event)
+    p: Any = event.payload
+    row = empty_rows(1)
+    r = row[0]
+    r["ts"] = _ms(event)
+    r["src"] = id_hash(event.event_id)
+    r["account"] = id_hash(event.account_id)
+    acct = keys.account(event.account_id)
+    if event.type == "label":
+        r["kind"] = LABEL
+        r["eid"] = id_hash(p.target_event_id)
+        r["ts"] = int(p.target_occurred_at.timestamp() * 1000)
+        r["label_ts"] = _ms(event)
+        r["fraud"] = 1 if p.is_fraud else 0
+        out.rows.append((acct, row))
+        if p.card_number:
+            out.rows.append((keys.card(p.card_number), row))
+        if p.merchant_id:
+            out.rows.append((keys.merchant(p.merchant_id), row))
+        return out
+    if event.type == "impression":
+        return out
+    r["kind"] = _KIND[event.type]
+    r["eid"] = r["src"]
+    device = getattr(p, "device", None)
+    network = getattr(p, "network", None)
+    if device is not None:
+        r["device"] = id_hash(keys.device(device.device_id))
+    if network is not None:
+        r["lat"], r["lon"] = network.lat, network.lon
+        r["asn"] = network.asn
+        r["country"] = country_code(network.country)
+        r["flags"] |= HAS_GEO
+    if event.type == "payment":
+        r["amount"] = p.amount
+        if p.status == "declined":
+            r["flags"] |= FAILED
+    elif event.type == "login" and not p.success:
+        r["flags"] |= FAILED
+    elif event.type == "account_change" and p.field in ("email", "password", "payment_method"):
+        r["flags"] |= SENSITIVE
+    elif event.type == "signup":
+        r["plan"] = p.plan_streams
+    if event.type in ("playback_start", "playback_heartbeat", "playback_stop"):
+        r["session"] = id_hash(p.session_id)
+    out.rows.append((acct, row))
+    if event.type == "payment":
+        out.rows.append((keys.card(p.card_number), row))
+        out.rows.append((keys.merchant(p.merchant_id), row))
+    if device is not None:
+        out.rows.append((keys.device(device.device_id), row))
+    if network is not None:
+        out.rows.append((keys.ip24(network.ip), row))
+        out.rows.append((keys.asn(network.asn), row))
+    return out
+
+
+@dataclass
+class BatchFeatures:
+    """Features of one batch: the payment matrix (rows = the batch's payments, in batch order),
+    the event index of each of those rows, and the entity logs after the batch (for the rules)."""
+
+    payment_index: list[int]
+    payment_matrix: F64
+    logs: dict[str, EntityLog]
+    event_keys: list[list[str]]
+    new_rows: int
+    items_written: int
+
+
+def _payment_rows(logs: Sequence[EntityLog]) -> tuple[PaymentRows, dict[tuple[int, int], int]]:
+    """Payment rows of several logs as one PaymentRows; (log number, eid) -> row."""
+    keys, parts, fr, lt = [], [], [], []
+    for i, log in enumerate(logs):
+        events, fraud, label_ts = materialize(log.rows)
+        pay = events["kind"] == PAYMENT
+        parts.append(events[pay])
+        fr.append(fraud[pay])
+        lt.append(label_ts[pay])
+        keys.append(np.full(int(pay.sum()), i, dtype=np.int64))
+    rows = np.concatenate(parts) if parts else empty_rows()
+    index = {(int(k), int(e)): j for j, (k, e) in enumerate(zip(np.concatenate(keys) if keys else [], rows["eid"], strict=True))}
+    pr = PaymentRows(
+        np.concatenate(keys) if keys else np.zeros(0, np.int64),
+        rows["ts"].astype(np.int64),
+        rows["seq"].astype(np.uint64),
+        rows["amount"].astype(np.float64),
+        np.concatenate(fr) if fr else np.zeros(0, np.int8),
+        np.concatenate(lt) if lt else np.zeros(0, np.int64),
+    )
+    return pr, index
+
+
+class StreamingFeatures:
+    """The Lambda's driver: load the batch's entity logs, add its rows, compute, save."""
+
+    def __init__(self, store: FraudStateStore, pseudo: Pseudonymizer) -> None:
+        self.store = store
+        self.keys = EntityKeys(pseudo)
+        self._last_stamp = 0
+
+    def _stamp(self) -> int:
+        """Arrival order across batches: wall-clock ms << 20 (room for 1M events a batch),
+        never going backwards within a container."""
+        stamp = max(time.time_ns() // 1_000_000 << 20, self._last_stamp + (1 << 20))
+        self._last_stamp = stamp
+        return stamp
+
+    def process(self, events: Sequence[Event]) -> BatchFeatures:
+        per_event = [event_rows(e, self.keys) for e in events]
+        base = self._stamp()
+        for i, er in enumerate(per_event):
+            for _, row in er.rows[:1]:
+                row["seq"] = base + i  # the rows of one event are one shared array
+        wanted = [k for er in per_event for k, _ in er.rows]
+        logs = self.store.load(wanted)
+        new_rows = 0
+        by_key: dict[str, list[npt.NDArray[Any]]] = {}
+        for er in per_event:
+            for k, row in er.rows:
+                by_key.setdefault(k, []).append(row)
+        for k, rows in by_key.items():
+            new_rows += logs[k].add(np.concatenate(rows))
+        for er in per_event:
+            if er.event.type == "signup":
+                log = logs[self.keys.account(er.event.account_id)]
+                plan = int(er.event.payload.plan_streams)
+                if log.plan != plan:
+                    log.plan, log.changed = plan, True
+
+        pay_idx = [i for i, e in enumerate(events) if e.type == "payment"]
+        matrix = np.zeros((0, len(PAYMENT_FEATURES)))
+        if pay_idx:
+            acct_keys = list(dict.fromkeys(self.keys.account(events[i].account_id) for i in pay_idx))
+            payments: dict[int, Any] = {i: events[i].payload for i in pay_idx}
+            merch_keys = list(dict.fromkeys(self.keys.merchant(payments[i].merchant_id) for i in pay_idx))
+            acct, a_index = _payment_rows([logs[k] for k in acct_keys])
+            merch, m_index = _payment_rows([logs[k] for k in merch_keys])
+            a_pos = {k: i for i, k in enumerate(acct_keys)}
+            m_pos = {k: i for i, k in enumerate(merch_keys)}
+            qa, qm = [], []
+            for i in pay_idx:
+                e = events[i]
+                eid = id_hash(e.event_id)
+                qa.append(a_index[(a_pos[self.keys.account(e.account_id)], eid)])
+                qm.append(m_index[(m_pos[self.keys.merchant(payments[i].merchant_id)], eid)])
+            matrix = payment_feature_matrix(acct, merch, np.array(qa), np.array(qm))
+
+        for k, log in logs.items():
+            log.prune(HORIZON_MS[k.split("#", 1)[0]])
+        written = self.store.save(logs)
+        return BatchFeatures(pay_idx, matrix, logs, [[k for k, _ in er.rows] for er in per_event], new_rows, written)

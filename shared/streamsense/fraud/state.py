@@ -1,0 +1,265 @@
+"""Per-entity streaming state: an append-only log of recent events, and where it is kept.
+
+Each entity (account, card, merchant, IP /24, ASN, device) has a log of the events that touched
+it within its horizon: one numpy structured row per event (time, amount, location, linked
+account/device, ...) plus one row per fraud label received for one of those events. Features
+are pure functions of the log (see ``features``), so:
+
+- Idempotency: rows are keyed by the id of the event that wrote them (``src``); a record
+  delivered twice adds nothing the second time and the features it gets are the same.
+- Delayed labels: a label is its own row (target event id, label time); the latest label of an
+  event wins, and windows count a label only from its label time on (``windows.known_label_count``).
+- Concurrency: an item has exactly one writer. The item key is (entity, writer slot) where the
+  slot is the Kinesis shard that processed the events (Lambda runs one batch per shard at a
+  time), and a reader takes the union of all slots' logs. Two shards touching one merchant or
+  one IP never overwrite each other, and since the merge is a set union keyed by event id the
+  result does not depend on which shard wrote first. The slots in use are listed in a small
+  registry item updated with a conditional write (once per new slot).
+
+Storage layout (table ``fraud_state``, keys ``pk``/``sk``):
+    pk = "<kind>#<id>" (ids pseudonymized where they are personal), sk = "log#<slot>",
+    log = zlib(rows as little-endian bytes), plan = streams in the plan (accounts),
+    expires_at = newest row + horizon (DynamoDB TTL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from streamsense.fraud.windows import MS_PER_DAY, NO_LABEL
+from streamsense.storage import Item, Key, Table, VersionConflict
+
+ENTRY_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),  # event time, ms since epoch (for label rows: the target event's time)
+        ("eid", "<u8"),  # hash of the event id (for label rows: the target event's id)
+        ("src", "<u8"),  # hash of the id of the event that wrote this row (dedupe key)
+        ("seq", "<u8"),  # arrival order: breaks same-millisecond ties within one entity
+        ("amount", "<f8"),
+        ("label_ts", "<i8"),  # label rows: when the label event occurred
+        ("lat", "<f4"),
+        ("lon", "<f4"),
+        ("account", "<u8"),  # hash of the account id
+        ("device", "<u8"),  # hash of the device token
+        ("session", "<u8"),  # hash of the playback session id
+        ("asn", "<u4"),
+        ("country", "<u2"),
+        ("kind", "u1"),
+        ("flags", "u1"),
+        ("fraud", "i1"),  # label rows: 1 fraud, 0 legit
+        ("plan", "u1"),  # signup rows: streams in the plan
+    ]
+)
+
+# kinds
+PAYMENT, LOGIN, SIGNUP, ACCOUNT_CHANGE, PLAYBACK_START, PLAYBACK_HEARTBEAT, PLAYBACK_STOP, LABEL = range(1, 9)
+# flags
+FAILED = 1  # login failed / payment declined
+SENSITIVE = 2  # account change of email, password or payment method
+HAS_GEO = 4  # lat/lon/country/asn are known
+
+#: Entity kinds and how far back their features look (the log keeps that much history).
+HORIZON_MS: dict[str, int] = {
+    "acct": 31 * MS_PER_DAY,
+    "card": 31 * MS_PER_DAY,
+    "merch": 68 * MS_PER_DAY,  # 7-day label delay + 60-day risk window, plus a day
+    "ip24": 1 * MS_PER_DAY,
+    "asn": 1 * MS_PER_DAY,
+    "dev": 31 * MS_PER_DAY,
+}
+#: Most rows one entity keeps (about 90 bytes each before compression; DynamoDB items are at
+#: most 400 KB). Past that the oldest rows go first and the log is marked saturated: counts
+#: become lower bounds, which for the rules (thresholds far below this) changes nothing.
+MAX_ROWS = 3000
+SLOT_REGISTRY: Key = ("_registry", "slots")
+
+
+def id_hash(value: str) -> int:
+    """Stable 64-bit hash of an identifier (event ids, account ids, tokens)."""
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little")
+
+
+def country_code(cc: str) -> int:
+    return (ord(cc[0]) << 8) | ord(cc[1]) if len(cc) == 2 else 0
+
+
+def country_str(code: int) -> str:
+    return chr(code >> 8) + chr(code & 0xFF) if code else ""
+
+
+def empty_rows(n: int = 0) -> npt.NDArray[Any]:
+    rows = np.zeros(n, dtype=ENTRY_DTYPE)
+    rows["label_ts"] = NO_LABEL
+    return rows
+
+
+def merge_rows(*parts: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Union of row sets keyed by ``src`` (the writer event), sorted by (ts, seq, kind)."""
+    rows = np.concatenate([p for p in parts if len(p)]) if any(len(p) for p in parts) else empty_rows()
+    if not len(rows):
+        return rows
+    _, first = np.unique(rows["src"], return_index=True)
+    rows = rows[np.sort(first)]
+    return rows[np.lexsort((rows["kind"], rows["seq"], rows["ts"]))]
+
+
+def materialize(rows: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.int8], npt.NDArray[np.int64]]:
+    """Event rows with their current label: (events, fraud, label_ts). The latest label of an
+    event wins; an event without a label has fraud 0 and label_ts NO_LABEL."""
+    is_label = rows["kind"] == LABEL
+    events = rows[~is_label]
+    fraud = np.zeros(len(events), dtype=np.int8)
+    label_ts = np.full(len(events), NO_LABEL, dtype=np.int64)
+    labels = rows[is_label]
+    if len(labels) and len(events):
+        labels = labels[np.lexsort((labels["fraud"], labels["label_ts"]))]  # last = latest
+        _, last = np.unique(labels["eid"][::-1], return_index=True)
+        latest = labels[::-1][last]
+        order = np.argsort(events["eid"], kind="stable")
+        pos = np.searchsorted(events["eid"][order], latest["eid"])
+        pos = np.minimum(pos, len(events) - 1)
+        hit = events["eid"][order][pos] == latest["eid"]
+        idx = order[pos[hit]]
+        fraud[idx] = latest["fraud"][hit]
+        label_ts[idx] = latest["label_ts"][hit]
+    return events, fraud, label_ts
+
+
+@dataclass
+class EntityLog:
+    """One entity's rows as read from every slot, and what this writer adds."""
+
+    key: str
+    rows: npt.NDArray[Any] = field(default_factory=empty_rows)  # union over all slots
+    own: npt.NDArray[Any] = field(default_factory=empty_rows)  # this writer's slot only
+    own_version: int | None = None
+    plan: int = 0
+    saturated: bool = False
+    changed: bool = False
+
+    def add(self, new: npt.NDArray[Any]) -> int:
+        """Add rows not seen before (by src); returns how many were new."""
+        if not len(new):
+            return 0
+        fresh = new[~np.isin(new["src"], self.rows["src"])]
+        if len(fresh):
+            _, first = np.unique(fresh["src"], return_index=True)
+            fresh = fresh[np.sort(first)]
+            self.rows = merge_rows(self.rows, fresh)
+            self.own = merge_rows(self.own, fresh)
+            self.changed = True
+        return len(fresh)
+
+    def prune(self, horizon_ms: int) -> None:
+        """Drop this writer's rows older than the horizon (relative to the entity's newest row)
+        and keep at most MAX_ROWS."""
+        if not len(self.own):
+            return
+        newest = int(self.rows["ts"].max())
+        keep = self.own["ts"] > newest - horizon_ms
+        own = self.own[keep]
+        if len(own) > MAX_ROWS:
+            own = own[-MAX_ROWS:]
+            self.saturated = True
+        if len(own) != len(self.own):
+            self.own = own
+            self.changed = True
+
+
+def pack_rows(rows: npt.NDArray[Any]) -> bytes:
+    return b"SSF1" + zlib.compress(np.ascontiguousarray(rows, dtype=ENTRY_DTYPE).tobytes(), 1)
+
+
+def unpack_rows(blob: bytes) -> npt.NDArray[Any]:
+    if blob[:4] != b"SSF1":
+        raise ValueError("unknown fraud-state log format")
+    return np.frombuffer(zlib.decompress(blob[4:]), dtype=ENTRY_DTYPE).copy()
+
+
+class FraudStateStore:
+    """Entity logs in a ``streamsense.storage.Table`` (DynamoDB or its in-memory twin): one
+    BatchGetItem round for every (entity, slot) of a batch, one BatchWriteItem round for the
+    items that changed."""
+
+    def __init__(self, table: Table, slot: str = "local") -> None:
+        self.table = table
+        self.slot = slot
+        self._slots: list[str] | None = None
+
+    def slots(self) -> list[str]:
+        """Every writer slot in use, registering this one the first time (conditional write)."""
+        if self._slots is not None and self.slot in self._slots:
+            return self._slots
+        for _ in range(5):
+            reg = self.table.get_many([SLOT_REGISTRY]).get(SLOT_REGISTRY)
+            slots = sorted(reg.get("slots", [])) if reg else []
+            if self.slot in slots:
+                self._slots = slots
+                return slots
+            version = reg.get("version") if reg else None
+            item = {"pk": SLOT_REGISTRY[0], "sk": SLOT_REGISTRY[1], "slots": sorted({*slots, self.slot}), "version": (version or 0) + 1}
+            try:
+                self.table.put_if_version(item, version)
+            except VersionConflict:
+                continue
+            self._slots = sorted({*slots, self.slot})
+            return self._slots
+        raise VersionConflict("could not register the writer slot")
+
+    def load(self, keys: Iterable[str]) -> dict[str, EntityLog]:
+        keys = list(dict.fromkeys(keys))
+        slots = self.slots()
+        found = self.table.get_many([(k, f"log#{s}") for k in keys for s in slots])
+        logs: dict[str, EntityLog] = {}
+        for k in keys:
+            log = EntityLog(k)
+            parts = []
+            for s in slots:
+                item = found.get((k, f"log#{s}"))
+                if item is None:
+                    continue
+                rows = unpack_rows(item["log"])
+                parts.append(rows)
+                log.plan = max(log.plan, int(item.get("plan", 0)))
+                log.saturated = log.saturated or bool(item.get("saturated", False))
+                if s == self.slot:
+                    log.own = rows
+            log.rows = merge_rows(*parts) if parts else empty_rows()
+            logs[k] = log
+        return logs
+
+    def save(self, logs: Mapping[str, EntityLog]) -> int:
+        """Write the logs that changed; returns how many items were written."""
+        items: list[Item] = []
+        for log in logs.values():
+            if not log.changed:
+                continue
+            kind = log.key.split("#", 1)[0]
+            newest = int(log.own["ts"].max()) if len(log.own) else 0
+            items.append(
+                {
+                    "pk": log.key,
+                    "sk": f"log#{self.slot}",
+                    "log": pack_rows(log.own),
+                    "n": len(log.own),
+                    "plan": log.plan,
+                    "saturated": log.saturated,
+                    "expires_at": (newest + HORIZON_MS.get(kind, 31 * MS_PER_DAY)) // 1000,
+                }
+            )
+        if items:
+            self.table.put_many(items)
+        for log in logs.values():
+            log.changed = False
+        return len(items)
+
+
+def keys_of(logs: Sequence[EntityLog]) -> list[str]:
+    return [log.key for log in logs]

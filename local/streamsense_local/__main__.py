@@ -1,0 +1,3 @@
+from streamsense_local.cli import main
+
+main()

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from streamsense_sim.config import ATTACK_TYPES, AttackRates, SimConfig
 from streamsense_sim.core import Summary, write
 
 
-def _table(title: str, header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     print(f"\n{title}")
     print("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))

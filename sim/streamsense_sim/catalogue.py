@@ -144,8 +144,8 @@ def _read_movielens(data_dir: Path) -> tuple[list[str], list[str], list[list[str
         with ratings.open(newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh)
             next(reader, None)
-            for row in reader:
-                tally[row[1]] += 1
+            for fields_ in reader:
+                tally[fields_[1]] += 1
         for movie, n in tally.items():
             if movie in index:
                 counts[index[movie]] = n
@@ -160,7 +160,7 @@ def build_catalogue(config: SimConfig, geo: Geography, member_weight: np.ndarray
         ids, names, genre_lists, year, counts = ml
         source = "movielens"
         # Ratings counts are the long tail; +0.5 keeps never-rated titles playable but rare.
-        base = (counts + 0.5) ** 1.1
+        base: np.ndarray = (counts + 0.5) ** 1.1
     else:
         n = config.generated_titles
         ids = [f"t{i:05d}" for i in range(n)]
@@ -175,11 +175,11 @@ def build_catalogue(config: SimConfig, geo: Geography, member_weight: np.ndarray
     genres = np.array([[g in gl for g in GENRES] for gl in genre_lists], dtype=bool)
 
     # Original language: mostly English; the rest follows the members' language mix.
-    mix: Counter[str] = Counter()
+    mix: dict[str, float] = {}
     for ci in np.flatnonzero(member_weight > 0):
         codes, shares = country_languages(geo.countries[ci])
         for code, share in zip(codes, shares, strict=True):
-            mix[code] += float(member_weight[ci]) * share
+            mix[code] = mix.get(code, 0.0) + float(member_weight[ci]) * share
     mix.pop("en", None)
     other = sorted(mix)
     other_p = np.array([mix[c] for c in other])

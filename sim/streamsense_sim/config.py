@@ -60,6 +60,8 @@ class SimConfig:
     generated_titles: int = 5_000
     #: New titles that launch per week of the period (each spikes, then decays).
     new_releases_per_week: float = 10.0
+    #: Chance per account per day of leaving on a trip (0.4%: about 1.5 trips a year).
+    trip_rate_per_day: float = 0.004
     #: Share of accounts that sign up during the period (per day).
     signup_rate_per_day: float = 0.0015
     #: Labels (chargebacks, analyst verdicts) land days after the fact; keep those that fall
@@ -102,5 +104,6 @@ class SimConfig:
             "generated_titles": self.generated_titles,
             "new_releases_per_week": self.new_releases_per_week,
             "signup_rate_per_day": self.signup_rate_per_day,
+            "trip_rate_per_day": self.trip_rate_per_day,
             "include_late_labels": self.include_late_labels,
         }

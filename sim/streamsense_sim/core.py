@@ -28,7 +28,7 @@ from streamsense_sim.geo import load_asns, load_geography
 from streamsense_sim.qoe import ThroughputModel
 from streamsense_sim.render import Batch, Fragments
 from streamsense_sim.traffic import Anchors, DemandCache, legit_day
-from streamsense_sim.world import DEVICE_TYPES, World, build_world
+from streamsense_sim.world import World, build_world
 
 WATERMARK_SLACK_MS = 15 * 3_600_000
 
@@ -119,7 +119,8 @@ class Simulator:
                 injector.run(anchors)
                 injector.render(batch)
                 self.attacks.extend(injector.records)
-            self.views.extend(batch.views)
+            # Sessions that would start after the period (an attacker's late binge) are cut.
+            self.views.extend(v for v in batch.views if cfg.start_ms <= v[0] < cfg.end_ms)
             t = np.concatenate([pend_t, batch.times()])
             items = pend + list(zip(batch.lines, batch.kinds, batch.truth, strict=True))
             order = np.argsort(t, kind="stable")
@@ -140,8 +141,8 @@ class Simulator:
             rest = order[cut:]
             pend_t = t[rest]
             pend = [items[i] for i in rest.tolist()]
-        for rec in self.attacks:
-            self.summary.attacks_by_type[rec.attack_type] += 1
+        for attack in self.attacks:
+            self.summary.attacks_by_type[attack.attack_type] += 1
 
     def _count(self, kind: str, truth: str | None) -> None:
         s = self.summary
@@ -149,10 +150,6 @@ class Simulator:
         s.events_by_type[kind] += 1
         if truth is not None:
             s.attack_events_by_type[truth.split('"attack_type":"', 1)[1].split('"', 1)[0]] += 1
-
-    def finish_summary(self) -> Summary:
-        """Fill the play tables from the viewing rows (call after records() is exhausted)."""
-        return self.summary
 
 
 def generate(config: SimConfig) -> Iterator[dict[str, Any]]:
@@ -211,8 +208,8 @@ def write(config: SimConfig, out_dir: Path, progress: bool = False) -> tuple[Sum
     summary.plays_by_network = plays_network
 
     with paths["attacks"].open("w", encoding="utf-8") as fh:
-        for rec in sim.attacks:
-            fh.write(json.dumps(rec.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n")
+        for attack in sim.attacks:
+            fh.write(json.dumps(attack.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n")
     views = sorted(sim.views, key=lambda r: r[0])
     with paths["viewing_history"].open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
@@ -225,7 +222,7 @@ def write(config: SimConfig, out_dir: Path, progress: bool = False) -> tuple[Sum
     manifest = {
         "config": config.to_json(),
         "catalogue": {"source": sim.catalogue.source, "titles": sim.catalogue.size,
-                      "new_releases_in_period": int(len(sim.catalogue.new_releases(config.start_ms, config.end_ms)))},
+                      "new_releases_in_period": len(sim.catalogue.new_releases(config.start_ms, config.end_ms))},
         "throughput_source": sim.throughput.source,
         "vpn_asns": sorted(sim.asns.asns[i].number for i in sim.asns.vpn),
         "files": {k: str(v.relative_to(out_dir)) for k, v in paths.items()},
@@ -241,5 +238,3 @@ def _tally_play(line: str, country: Counter[str], device: Counter[str], network:
     device[line.split('"device_type":"', 1)[1].split('"', 1)[0]] += 1
     network[line.split('"network_type":"', 1)[1].split('"', 1)[0]] += 1
 
-
-_ = DEVICE_TYPES

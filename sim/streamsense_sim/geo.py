@@ -26,9 +26,10 @@ import csv
 import math
 import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import reverse_geocoder
@@ -194,10 +195,10 @@ def haversine_km(
 # ---- languages ---------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def country_languages(cc: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
     """Languages members in ``cc`` pick for audio/subtitles and their shares (sum 1)."""
-    table: dict[str, dict[str, dict[str, object]]] = get_global("territory_languages")
+    table: Any = get_global("territory_languages")
     entries = table.get(cc, {})
     langs: dict[str, float] = {}
     for code, info in entries.items():

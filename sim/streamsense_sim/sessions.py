@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class Sessions:
         return len(self.t_start)
 
     def take(self, idx: np.ndarray) -> Sessions:
-        out = {}
+        out: dict[str, Any] = {}
         ids = idx.tolist()
         for f in fields(self):
             v = getattr(self, f.name)
@@ -44,7 +45,7 @@ class Sessions:
 
     @staticmethod
     def concat(parts: list[Sessions]) -> Sessions:
-        out = {}
+        out: dict[str, Any] = {}
         for f in fields(Sessions):
             vals = [getattr(p, f.name) for p in parts]
             if isinstance(vals[0], np.ndarray):

@@ -33,7 +33,7 @@ ACTIVE_P = np.array([0.40, 0.40, 0.41, 0.42, 0.47, 0.55, 0.52])  # Monday..Sunda
 WEEKDAY_HOURS = ((0.08, 7.5, 1.0), (0.12, 12.5, 1.2), (0.15, 17.0, 1.5), (0.65, 21.0, 1.4))
 WEEKEND_HOURS = ((0.15, 10.0, 1.5), (0.25, 14.5, 2.0), (0.60, 21.0, 1.6))
 #: Relative chance of picking each device type for a session at home (tv, mobile, tablet, web, console).
-DEVICE_PREF = np.array([3.0, 1.2, 1.0, 0.8, 0.7])
+DEVICE_PREF = np.array([4.0, 0.5, 0.8, 0.6, 0.8])
 MERCHANT_OF_DEVICE = ("checkout-tv", "checkout-app", "checkout-app", "checkout-web", "checkout-tv")
 RECURRING_MERCHANT = "billing-recurring"
 TOKEN_TTL_MS = 24 * HOUR_MS

@@ -11,7 +11,7 @@ CSR layout: ``prof_start[a]:prof_start[a+1]`` are account a's profiles).
   "original audio" purists; subtitles on for 30% (or whenever audio is not their language);
   a favourite genre drawn from the country's genre affinity.
 * Cards: 16-digit Luhn-valid numbers; emails in the reserved example.com/.net/.org domains.
-* Trips: each day an account leaves with probability 0.4% (about 1.5 trips a year) for 2-10
+* Trips: each day an account leaves with probability ``trip_rate_per_day`` (0.4%) for 2-10
   days, 60% domestic (>= 150 km), 40% abroad (>= 500 km); travel takes distance / 800 km/h
   plus 90 minutes, and the household is away (its TV stays home) in between.
 """
@@ -259,7 +259,7 @@ def build_world(config: SimConfig, geo: Geography, asns: AsnRegistry) -> World:
 
     # Trips (at most one overlapping the period per account).
     window = config.days + 10
-    p_trip = 1.0 - (1.0 - 0.004) ** window
+    p_trip = 1.0 - (1.0 - config.trip_rate_per_day) ** window
     travels = np.flatnonzero(rng.random(n) < p_trip)
     trip_dest = np.full(n, -1, dtype=np.int64)
     big = np.iinfo(np.int64).max // 4
@@ -277,6 +277,9 @@ def build_world(config: SimConfig, geo: Geography, asns: AsnRegistry) -> World:
         leave_day = start // DAY_MS - 10 + rng.integers(0, window, size=len(travels))
         # Leave between 06:00 and 20:00 UTC-ish of that day; the exact hour matters little.
         out = leave_day * DAY_MS + rng.integers(6 * 3_600_000, 20 * 3_600_000, size=len(travels))
+        # Members sign up at home: no trip before a day after the signup.
+        ok = out > signup_ms[travels] + DAY_MS
+        travels, dest, dist, length_days, out = travels[ok], dest[ok], dist[ok], length_days[ok], out[ok]
         travel_ms = (dist / TRAVEL_KMH * 3_600_000).astype(np.int64) + TRAVEL_OVERHEAD_MS
         back = out + length_days * DAY_MS + rng.integers(-4 * 3_600_000, 4 * 3_600_000, size=len(travels))
         trip_dest[travels] = dest

@@ -3,8 +3,9 @@
 With a data dir the titles are MovieLens ``movies.csv`` (title ids = MovieLens movieIds, so
 exports join with ratings.csv) and base popularity is each movie's number of ratings in
 ``ratings.csv`` (a real long tail); without one, ``generated_titles`` titles get Zipf(0.9)
-popularity. Per title the simulator adds an original language (75% English, the rest drawn
-from the members' language mix), a runtime (log-normal around 105 min, shorter for children's
+popularity. Per title the simulator adds a synthetic original language (English for 90% of
+MovieLens titles and 75% of generated ones, the rest drawn from the members' language mix), a
+runtime (log-normal around 105 min, shorter for children's
 and animated titles) and a platform release date.
 
 Demand for title t in country c at time x::
@@ -185,7 +186,8 @@ def build_catalogue(config: SimConfig, geo: Geography, member_weight: np.ndarray
     other_p = np.array([mix[c] for c in other])
     if len(other) and other_p.sum() > 0:
         drawn = rng.choice(len(other), size=t, p=other_p / other_p.sum())
-        english = rng.random(t) < 0.75
+        # MovieLens is mostly US/UK cinema; a generated catalogue is more international.
+        english = rng.random(t) < (0.9 if source == "movielens" else 0.75)
         language = tuple("en" if english[i] else other[int(drawn[i])] for i in range(t))
     else:
         language = tuple("en" for _ in range(t))

@@ -68,7 +68,7 @@ class SimConfig:
     #: after the period's end (appended in time order) so a short run still carries labels.
     include_late_labels: bool = True
     #: Accounts generated together (vectorized); also the progress-bar granularity.
-    block_size: int = 20_000
+    block_size: int = 10_000
 
     def __post_init__(self) -> None:
         if self.accounts < 1:

@@ -95,10 +95,10 @@ def test_player_on_steady_and_dead_networks() -> None:
     assert steady.n_beats.tolist() == [4]
     assert steady.beat_bitrate[0].tolist() == [2850.0] * 4
     assert steady.beat_rebuffer_ms[0].tolist() == [0, 0, 0, 0]
-    # startup: 2 chunks of 4 s at 2850 kbps over 5000 kbps + 2 RTTs + 150 ms
-    assert steady.startup_ms.tolist() == [round((8 * 2850 / 5000 + 0.1 + 0.15) * 1000)]
+    # startup: one 4 s chunk at 1850 kbps (<= 40% of 5000) over 5000 kbps + 2 RTTs + 150 ms
+    assert steady.startup_ms.tolist() == [round((4 * 1850 / 5000 + 0.1 + 0.15) * 1000)]
     assert steady.watched_s.tolist() == [1300.0]
-    # A dead network: the buffer (8 s) drains, the viewer stalls and abandons after >= 120 s.
+    # A dead network: the buffer (4 s) drains, the viewer stalls and abandons after >= 120 s.
     dead = play(
         startup_kbps=np.array([1000.0]),
         series=np.zeros((1, 4)),
@@ -108,7 +108,7 @@ def test_player_on_steady_and_dead_networks() -> None:
         interval_s=300,
     )
     assert dead.n_beats.tolist() == [1]
-    assert dead.beat_rebuffer_ms[0, 0] == 292_000
+    assert dead.beat_rebuffer_ms[0, 0] == 296_000
     assert dead.watched_s.tolist() == [300.0]
     assert LADDER[0] == 300.0
 

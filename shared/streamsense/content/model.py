@@ -159,10 +159,8 @@ class Posterior:
 
     def sample(self, m: int, rng: np.random.Generator) -> np.ndarray:
         """(m, V + Q) posterior draws: mean + L^-T eps has covariance (L L^T)^-1."""
-        from scipy.linalg import solve_triangular
-
         eps = rng.standard_normal((len(self.mean), m))
-        return self.mean[None, :] + solve_triangular(self.chol.T, eps, lower=False).T
+        return self.mean[None, :] + np.linalg.solve(self.chol.T, eps).T
 
     def rates(self, contexts: np.ndarray) -> np.ndarray:
         """Posterior-mean play rate of each offered variant: contexts (n, offered, Q) -> (n, offered)."""

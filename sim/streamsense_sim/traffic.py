@@ -110,10 +110,11 @@ _OFFSETS: dict[tuple[int, int], np.ndarray] = {}
 def zone_offsets_ms(world: World, day_index: int) -> np.ndarray:
     from datetime import UTC, datetime
 
-    key = (id(world.geo), day_index)
+    midnight = world_midnight(world, day_index)
+    key = (id(world.geo), midnight)
     cached = _OFFSETS.get(key)
     if cached is None:
-        noon = datetime.fromtimestamp((world_midnight(world, day_index) + 12 * HOUR_MS) / 1000, tz=UTC)
+        noon = datetime.fromtimestamp((midnight + 12 * HOUR_MS) / 1000, tz=UTC)
         cached = world.geo.utc_offset_s(noon) * 1000
         _OFFSETS[key] = cached
     return cached

@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from conftest import Run
+from sim_case import Run
 from streamsense.events import validate_event
 from streamsense_sim import ATTACK_TYPES, vpn_asns
 from streamsense_sim.geo import haversine_km

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from conftest import SMALL, Run
+from sim_case import SMALL, Run
 from streamsense.events import dump_event, validate_event
 from streamsense_sim import Simulator, write
 

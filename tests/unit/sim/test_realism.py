@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from conftest import SMALL, Run
+from sim_case import SMALL, Run
 from streamsense.events import validate_event
 from streamsense_sim.geo import haversine_km
 

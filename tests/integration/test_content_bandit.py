@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from infra.system import SYSTEM, System
 from streamsense.content.features import features
 from streamsense.content.model import TitleStats
 from streamsense.content.store import Delivered, apply_impressions, title_rows
 from streamsense.events import Impression, parse_event
 from streamsense.storage import MemoryTable
 from streamsense_local.stack import LocalStack
+
+from infra.system import SYSTEM, System
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "content_bandit"
 FUNCTION = SYSTEM.function("content_bandit")

@@ -18,13 +18,15 @@ Exactly once, under any replay:
   watermark are written in one item write, so a crash between two rows' writes is repaired by
   the retry without counting anything twice.
 - Producer duplicates (the same event_id put twice, so with another sequence number): the
-  member ledger maps each recent event id to the (shard, sequence) it was applied at, and the
-  context it was applied with. A known event id at another position is skipped everywhere.
+  member ledger maps each recent event id to (a hash of) the stream position it was applied
+  at, and the context it was applied with. A known event id at another position is skipped
+  everywhere.
 - A title row applied on retry uses the context recorded in the ledger, not the member's
   current counts (which already include the retried impression's play), so a retried batch
   gives the same statistics as an uninterrupted one.
-The ledger keeps each member's last ``ledger_size`` impressions; producer duplicates further
-apart than that are not detected (they arrive seconds apart in practice).
+The ledger keeps each member's last ``ledger_size`` impressions as short strings (about 25
+bytes each, so a member write stays within a couple of write units); producer duplicates
+further apart than that are not detected (they arrive seconds apart in practice).
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ SCHEMA = 1
 
 @dataclass(frozen=True)
 class StoreConfig:
-    ledger_size: int = 256  # recent impressions remembered per member (duplicate detection)
-    max_titles: int = 200  # titles remembered per member (most recently shown first)
+    ledger_size: int = 64  # recent impressions remembered per member (duplicate detection)
+    max_titles: int = 100  # played titles remembered per member (most recent kept)
     member_ttl_days: int = 90
 
 
@@ -82,8 +84,19 @@ def member_key(profile_id: str) -> Key:
 
 
 def event_key(event_id: str) -> str:
-    """A fixed-size ledger key (event ids may be up to 128 characters)."""
-    return hashlib.sha256(event_id.encode()).hexdigest()[:20]
+    """A fixed-size ledger key (event ids may be up to 128 characters); 48 bits, so two of a
+    member's last few dozen impressions colliding is a ~1e-11 event."""
+    return hashlib.sha256(event_id.encode()).hexdigest()[:12]
+
+
+def position_key(shard: str, sequence: int) -> str:
+    """Where a record sat in the stream, hashed: tells a redelivery from a producer duplicate."""
+    return hashlib.sha256(f"{shard}:{sequence}".encode()).hexdigest()[:8]
+
+
+def _context_code(engaged: bool, affinity: int) -> int:
+    # The features only use engaged, affinity >= 1 and affinity >= 2: one digit keeps them all.
+    return 3 * int(engaged) + min(affinity, 2)
 
 
 @dataclass
@@ -121,7 +134,7 @@ class _TitleRow:
 class _MemberRow:
     profile_id: str
     titles: dict[str, dict[str, Any]]  # played titles: {"v": {variant: plays}, "at": epoch s}
-    ledger: dict[str, list[Any]]  # event key -> [shard, seq, engaged, affinity, epoch ms]
+    ledger: dict[str, tuple[str, int]]  # event key -> (position key, context code), oldest first
     watermarks: dict[str, str]  # shard -> last sequence number applied to this row
     last_epoch: int
     dirty: bool = False
@@ -133,7 +146,7 @@ class _MemberRow:
         return cls(
             profile_id,
             dict(item.get("titles", {})),
-            dict(item.get("ledger", {})),
+            {k: (pos, int(code)) for k, pos, code in (str(e).split(":") for e in item.get("ledger", []))},
             dict(item.get("watermarks", {})),
             int(item.get("last_epoch", 0)),
         )
@@ -148,7 +161,7 @@ class _MemberRow:
     def item(self, config: StoreConfig) -> Item:
         pk, sk = member_key(self.profile_id)
         # Bounded state: the most recent impressions and titles only.
-        ledger = dict(sorted(self.ledger.items(), key=lambda kv: (int(kv[1][4]), kv[1][0], int(kv[1][1])))[-config.ledger_size :])
+        ledger = [f"{k}:{pos}:{code}" for k, (pos, code) in list(self.ledger.items())[-config.ledger_size :]]
         titles = dict(sorted(self.titles.items(), key=lambda kv: (int(kv[1]["at"]), kv[0]))[-config.max_titles :])
         return {
             "pk": pk,
@@ -185,11 +198,11 @@ def apply_impressions(batch: Sequence[Delivered], table: Table, config: StoreCon
         ekey = event_key(d.event.event_id)
         epoch_ms = int(d.event.occurred_at.timestamp() * 1000)
         entry = member.ledger.get(ekey)
-        if entry is not None and (entry[0], int(entry[1])) != (d.shard, d.sequence):
+        if entry is not None and entry[0] != position_key(d.shard, d.sequence):
             report.duplicates += 1
             continue
         if entry is not None:
-            engaged, affinity = bool(entry[2]), int(entry[3])  # the member row already has it
+            engaged, affinity = bool(entry[1] // 3), entry[1] % 3  # the member row already has it
         elif member.applied_before(d.shard, d.sequence):
             # Applied so long ago that it left the ledger: every row has it already.
             report.replayed += 1
@@ -200,7 +213,7 @@ def apply_impressions(batch: Sequence[Delivered], table: Table, config: StoreCon
                 seen = member.titles.setdefault(p.title_id, {"v": {}, "at": 0})
                 seen["at"] = max(int(seen["at"]), epoch_ms // 1000)
                 seen["v"][p.variant_id] = int(seen["v"].get(p.variant_id, 0)) + 1
-            member.ledger[ekey] = [d.shard, str(d.sequence), int(engaged), affinity, epoch_ms]
+            member.ledger[ekey] = (position_key(d.shard, d.sequence), _context_code(engaged, affinity))
             member.watermarks[d.shard] = str(d.sequence)
             member.last_epoch = max(member.last_epoch, epoch_ms // 1000)
             member.dirty = True

@@ -20,6 +20,7 @@ from streamsense.content.store import (
     load_title_stats,
     member_contexts,
     member_key,
+    position_key,
     title_key,
 )
 from streamsense.events import Impression, parse_event
@@ -81,13 +82,18 @@ def test_exact_updates_from_hand_made_impressions() -> None:
 
     p1 = table.items[member_key("p1")]
     assert p1["titles"] == {"dune": {"v": {"desert": 1, "face": 1}, "at": 1733227680}}
-    assert p1["ledger"][event_key("imp-2")] == [SHARD, str(SEQ0 + 1000), 1, 1, 1733227500000]
-    assert p1["ledger"][event_key("imp-1")] == [SHARD, str(SEQ0), 0, 0, 1733227200000]
+    # Ledger, oldest first: event key, stream position key, context code (3 * engaged + affinity).
+    assert p1["ledger"] == [
+        f"{event_key('imp-1')}:{position_key(SHARD, SEQ0)}:0",
+        f"{event_key('imp-2')}:{position_key(SHARD, SEQ0 + 1000)}:4",
+        f"{event_key('imp-5')}:{position_key(SHARD, SEQ0 + 4000)}:3",
+    ]
+    assert len(p1["ledger"][0]) == 12 + 1 + 8 + 1 + 1
     assert p1["watermarks"] == {SHARD: str(SEQ0 + 4000)}
     assert p1["expires_at"] == 1733227680 + 90 * 86400
     p2 = table.items[member_key("p2")]
     assert p2["titles"] == {"up": {"v": {"short": 1}, "at": 1733227620}}  # unplayed titles are not kept
-    assert sorted(p2["ledger"]) == sorted([event_key("imp-3"), event_key("imp-4")])
+    assert [e.split(":")[0] for e in p2["ledger"]] == [event_key("imp-3"), event_key("imp-4")]
 
 
 def test_replaying_a_batch_changes_nothing() -> None:
@@ -187,7 +193,7 @@ def test_member_state_is_bounded() -> None:
     apply_impressions(events, table, cfg)
     row = table.items[member_key("p1")]
     assert sorted(row["titles"]) == ["t4", "t5"]
-    assert sorted(row["ledger"]) == sorted(event_key(f"imp-{i}") for i in (3, 4, 5))
+    assert [e.split(":")[0] for e in row["ledger"]] == [event_key(f"imp-{i}") for i in (3, 4, 5)]
     # An old record that left the ledger is recognized by the member's watermark: not re-counted.
     before = copy.deepcopy(table.items)
     report = apply_impressions(events[:1], table, cfg)

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 
 class Clock:
-    def __init__(self) -> None:
+    """Wall time plus an offset; ``on_change`` is told every new offset (the runtime moves
+    moto's clock with it, so both agree on every timestamp)."""
+
+    def __init__(self, on_change: Callable[[float], None] | None = None) -> None:
         self._offset = 0.0
         self._lock = threading.Lock()
+        self.on_change = on_change
 
     def now(self) -> float:
         return time.time() + self._offset
@@ -29,12 +34,18 @@ class Clock:
             raise ValueError("time does not run backwards")
         with self._lock:
             self._offset += seconds
+            self._notify()
 
     def advance_to(self, when: float) -> None:
         with self._lock:
             gap = when - (time.time() + self._offset)
             if gap > 0:
                 self._offset += gap
+                self._notify()
+
+    def _notify(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self._offset)
 
 
 def iso_millis(epoch: float) -> str:

@@ -267,7 +267,7 @@ class KinesisMapping:
         records = batch.records
         ids = [r.sequence_number for r in records]
         event = kinesis_event(records, self.stream_arn, self.region, self.role_arn)
-        inv = self._invoke(self.function, event, self.source, ids)
+        inv = self._invoke(self.function, event, self.source, [f"{r.shard_id}:{r.sequence_number}" for r in records])
         batch.invocations += 1
         self.counters.invocations += 1
         status, failed = classify(inv, ids, self.trigger.report_batch_item_failures)
@@ -365,24 +365,19 @@ class SqsMapping:
         self._clock = clock
         self._invoke = invoke
         self.counters = MappingCounters()
-        self._invisible_until: dict[str, float] = {}  # receipt handle -> clock time it reappears
+        # receipt handle -> when it reappears (moto shares the clock, so drain() can skip to it)
+        self._invisible_until: dict[str, float] = {}
         self._gathering: list[dict[str, Any]] = []
         self._gather_started: float | None = None
 
-    def _release_due(self) -> None:
-        """A failed message reappears when its visibility timeout is over; under drain()'s
-        clock that moment may come before moto's wall clock gets there, so say so to SQS."""
+    def _forget_visible(self) -> None:
         now = self._clock.now()
         for handle, at in list(self._invisible_until.items()):
             if at <= now:
                 del self._invisible_until[handle]
-                try:
-                    self._sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
-                except Exception:  # noqa: BLE001 - already visible again or redriven: nothing to do
-                    pass
 
     def step(self, drain: bool) -> bool:
-        self._release_due()
+        self._forget_visible()
         msgs = self._gathering
         while len(msgs) < self.trigger.batch_size:
             got = self._sqs.receive_message(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.access import policy_statements
-from infra.system import Function, S3Trigger, System
+from infra.system import Function, Queue, S3Trigger, System
 from streamsense_local.naming import Naming
 
 S3_EVENTS_QUEUE = "s3-events"
@@ -30,6 +30,26 @@ class Provisioned:
 
 def s3_configuration_id(fn: Function, index: int) -> str:
     return f"{fn.name}-trigger-{index}"
+
+
+def _dlq_first(system: System) -> list[Queue]:
+    # A redrive policy names an existing queue's ARN.
+    return sorted(system.queues, key=lambda q: q.dead_letter_queue is not None)
+
+
+def _create_queue(sqs: Any, naming: Naming, queue: Queue) -> str:
+    attributes = {
+        "VisibilityTimeout": str(queue.visibility_timeout_s),
+        "MessageRetentionPeriod": str(queue.retention_s),
+    }
+    if queue.dead_letter_queue:
+        attributes["RedrivePolicy"] = json.dumps(
+            {
+                "deadLetterTargetArn": naming.arn("queue", queue.dead_letter_queue),
+                "maxReceiveCount": queue.max_receive_count,
+            }
+        )
+    return str(sqs.create_queue(QueueName=naming.physical("queue", queue.name), Attributes=attributes)["QueueUrl"])
 
 
 def provision(system: System, naming: Naming, clients: dict[str, Any]) -> Provisioned:
@@ -69,22 +89,8 @@ def provision(system: System, naming: Naming, clients: dict[str, Any]) -> Provis
             rule["NoncurrentVersionExpiration"] = {"NoncurrentDays": bucket.noncurrent_expire_days}
         if len(rule) > 3:
             s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [rule]})
-    # Dead-letter queues first: a redrive policy names an existing queue's ARN.
-    ordered = sorted(system.queues, key=lambda q: q.dead_letter_queue is not None)
-    for queue in ordered:
-        attributes = {
-            "VisibilityTimeout": str(queue.visibility_timeout_s),
-            "MessageRetentionPeriod": str(queue.retention_s),
-        }
-        if queue.dead_letter_queue:
-            attributes["RedrivePolicy"] = json.dumps(
-                {
-                    "deadLetterTargetArn": naming.arn("queue", queue.dead_letter_queue),
-                    "maxReceiveCount": queue.max_receive_count,
-                }
-            )
-        url = sqs.create_queue(QueueName=naming.physical("queue", queue.name), Attributes=attributes)["QueueUrl"]
-        out.queue_urls[queue.name] = url
+    for queue in _dlq_first(system):
+        out.queue_urls[queue.name] = _create_queue(sqs, naming, queue)
     internal = naming.internal_queue(S3_EVENTS_QUEUE)
     out.internal_queue_urls[S3_EVENTS_QUEUE] = sqs.create_queue(QueueName=internal)["QueueUrl"]
 
@@ -167,8 +173,14 @@ def clear_data(system: System, naming: Naming, clients: dict[str, Any], provisio
             ]
             for i in range(0, len(doomed), 1000):
                 s3.delete_objects(Bucket=name, Delete={"Objects": doomed[i : i + 1000], "Quiet": True})
-    for url in [*provisioned.queue_urls.values(), *provisioned.internal_queue_urls.values()]:
-        sqs.purge_queue(QueueUrl=url)
+    # PurgeQueue is allowed once a minute and skips nothing in flight: recreate instead (same URL).
+    for queue in reversed(_dlq_first(system)):
+        sqs.delete_queue(QueueUrl=provisioned.queue_urls[queue.name])
+    for queue in _dlq_first(system):
+        provisioned.queue_urls[queue.name] = _create_queue(sqs, naming, queue)
+    for purpose, url in provisioned.internal_queue_urls.items():
+        sqs.delete_queue(QueueUrl=url)
+        provisioned.internal_queue_urls[purpose] = str(sqs.create_queue(QueueName=naming.internal_queue(purpose))["QueueUrl"])
 
 
 def _sorted_dicts(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -215,4 +227,4 @@ def bucket_notification_filters(s3: Any, bucket_physical: str) -> dict[str, dict
     return out
 
 
-__all__ = ["Provisioned", "bucket_notification_filters", "clear_data", "provision", "read_back", "s3_configuration_id", "_sorted_dicts"]
+__all__ = ["Provisioned", "_sorted_dicts", "bucket_notification_filters", "clear_data", "provision", "read_back", "s3_configuration_id"]

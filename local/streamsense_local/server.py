@@ -1,5 +1,9 @@
 """moto's server on 127.0.0.1 and a free port, in its own process (default) or in a thread of
-this one, with three patches that keep AWS's behaviour and make it usable for the runtime:
+this one, with patches that keep AWS's behaviour and make it usable for the runtime:
+
+- moto runs on the runtime's clock (clock.py): ``POST /_streamsense/clock`` sets an offset
+  added to moto's ``utcnow``, so Kinesis arrival times, SQS visibility timeouts and S3 event
+  times move with drain()'s skipped waits instead of disagreeing with them.
 
 - S3 notifications carry AWS's full record (userIdentity, requestParameters, responseElements,
   bucket ownerIdentity, object versionId on versioned buckets and sequencer); moto's lacks them
@@ -16,7 +20,6 @@ runtime passes ``--ready-fd`` to learn the port.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import signal
@@ -29,6 +32,13 @@ from typing import Any
 from urllib.parse import quote_plus
 
 _PATCHED = False
+_clock_offset_s = 0.0
+CLOCK_PATH = "/_streamsense/clock"
+
+
+def set_clock_offset(seconds: float) -> None:
+    global _clock_offset_s
+    _clock_offset_s = float(seconds)
 _seq_lock = threading.Lock()
 _last_sequencer = 0
 
@@ -45,7 +55,20 @@ def apply_patches() -> None:
     global _PATCHED
     if _PATCHED:
         return
+    import datetime
     import hashlib
+
+    import moto.core.utils as core_utils
+
+    real_utcnow = core_utils.utcnow
+
+    def utcnow() -> datetime.datetime:
+        return real_utcnow() + datetime.timedelta(seconds=_clock_offset_s)
+
+    core_utils.utcnow = utcnow  # unix_time() and the iso_8601 helpers call it by global name
+    for name, module in list(sys.modules.items()):  # modules that imported it by name already
+        if name.startswith("moto.") and getattr(module, "utcnow", None) is real_utcnow:
+            module.utcnow = utcnow  # type: ignore[attr-defined]
 
     from moto.kinesis.models import Shard
     from moto.s3 import notifications
@@ -134,19 +157,33 @@ def _make_server(host: str, port: int) -> Any:
     from werkzeug.serving import make_server
 
     apply_patches()
-    app = DomainDispatcherApplication(create_backend_app)
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == CLOCK_PATH and environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            set_clock_offset(float(environ["wsgi.input"].read(length).decode()))
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+        return moto_app(environ, start_response)
+
     return make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 def die_with_parent(parent_pid: int) -> None:
-    """Linux: get SIGTERM when the runtime dies, so no orphan is left behind."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    """Exit when the runtime process is gone, so no orphan is left behind. (Not
+    PR_SET_PDEATHSIG: that fires when the spawning *thread* ends, and the runtime spawns
+    containers from worker threads.)"""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)
+            time.sleep(1.0)
+
     if os.getppid() != parent_pid:
         os._exit(0)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class MotoServer:
@@ -194,6 +231,17 @@ class MotoServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Move moto's clock to the runtime's (wall clock + ``seconds``)."""
+        if self.mode == "thread":
+            set_clock_offset(seconds)
+            return
+        import urllib.request
+
+        request = urllib.request.Request(self.url + CLOCK_PATH, data=repr(seconds).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
     def stop(self) -> None:
         if self._server is not None:

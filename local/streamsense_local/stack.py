@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +103,8 @@ class InvocationRecord:
     response: Any
     cold: bool
     duration_ms: float
+    at: float  # runtime clock when the invocation started
+    event: Any = None  # the payload, when LocalStack.record_events is on
 
 
 @dataclass
@@ -136,10 +138,12 @@ class LocalStack:
         self.clock = Clock()
         self.log_level = log_level
         self.record_history = record_history
+        self.record_events = False  # keep each invocation's payload in history (tests)
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="streamsense-local-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.server = MotoServer(server_mode, log_path=self.workdir / "moto.log")
+        self.clock.on_change = self.server.set_clock_offset
         self.endpoint = self.server.url
         self._admin_env = {
             "aws_access_key_id": "streamsense-local-admin",
@@ -329,6 +333,11 @@ class LocalStack:
         self.stats = {fn.name: FunctionStats() for fn in self.system.functions}
         self._build_mappings()
 
+    def set_duplicate_s3_notifications(self, on: bool) -> None:
+        """S3 may deliver a notification more than once: with this on, every one is delivered twice."""
+        self.duplicate_s3_notifications = on
+        self.s3_notifications.duplicate = on
+
     def warm(self, functions: Iterable[str] | None = None) -> dict[str, float]:
         """Start containers (in parallel) and return each one's init time in ms."""
         names = list(functions) if functions is not None else [fn.name for fn in self.system.functions]
@@ -395,14 +404,17 @@ class LocalStack:
 
     def route(self, event: Any, default_stream: str | None = None) -> str:
         """The stream an event goes to: by its type (System.stream_for); records that are not
-        events at all go to ``default_stream`` (the first stream) so they get quarantined."""
+        events at all go to ``default_stream`` (else ``activity``) so they get quarantined."""
         kind = event.get("type") if isinstance(event, dict) else None
         if isinstance(kind, str):
             try:
                 return self.system.stream_for(kind).name
             except KeyError:
                 pass
-        return default_stream or self.system.streams[0].name
+        if default_stream:
+            return default_stream
+        names = [s.name for s in self.system.streams]
+        return "activity" if "activity" in names else names[0]
 
     def put_events(self, events: Iterable[Any], *, stream: str | None = None) -> dict[str, int]:
         """Write events (dicts, or raw bytes/str lines) to Kinesis: partition key = account_id,
@@ -449,6 +461,7 @@ class LocalStack:
     # ---- invoking -----------------------------------------------------------------------------
 
     def _invoke(self, function: str, event: Any, source: str, ids: Sequence[str]) -> Invocation:
+        at = self.clock.now()
         inv = self.processes[function].invoke(event)
         with self._lock:
             st = self.stats[function]
@@ -465,7 +478,10 @@ class LocalStack:
                 st.metrics[k] = st.metrics.get(k, 0.0) + v
             if self.record_history:
                 self.history.append(
-                    InvocationRecord(function, source, list(ids), inv.ok, inv.error_type, inv.response, inv.cold, inv.duration_ms)
+                    InvocationRecord(
+                        function, source, list(ids), inv.ok, inv.error_type, inv.response, inv.cold, inv.duration_ms,
+                        at, event if self.record_events else None,
+                    )
                 )
         return inv
 
@@ -589,7 +605,6 @@ class LocalStack:
 
     def scan(self, table: str) -> list[dict[str, Any]]:
         from boto3.dynamodb.types import TypeDeserializer
-
         from streamsense.storage import from_dynamo_value
 
         de = TypeDeserializer()

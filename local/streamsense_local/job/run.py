@@ -1,0 +1,203 @@
+"""The main job (`make run`): replay real data through the whole local stack, as the cloud would
+deliver it, then report what the functions wrote.
+
+Steps: start the local stack; drop the labeled exports into S3 (-> fraud_trainer, recs_trainer)
+and deliver them; then replay the events in time order, one fill window (a day) at a time: put
+the window's events on Kinesis, deliver everything, move the clock to the window's end and fire
+cache_hints' fill-window schedule; finally save the stack's state (for `query`) and write the
+report (text, JSON and HTML with plots).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from streamsense_local.job import report
+from streamsense_local.job.inputs import (
+    HandbookPlan,
+    MovieLensPlan,
+    Replay,
+    handbook_replay,
+    movielens_replay,
+    next_monday,
+)
+from streamsense_local.job.sections import JobContext
+from streamsense_local.stack import LocalStack
+
+DEFAULT_OUT = Path("reports/latest")
+STATE_DIR = Path(".streamsense/last-run")
+
+
+@dataclass(frozen=True)
+class Plan:
+    days: int
+    sim_accounts: int
+    sim_heartbeat_s: int
+    movielens: MovieLensPlan
+    handbook: HandbookPlan
+
+
+FULL = Plan(
+    days=7,
+    sim_accounts=1_500,
+    sim_heartbeat_s=600,
+    movielens=MovieLensPlan(new_plays=3_000, days=7),
+    handbook=HandbookPlan(date(2018, 7, 4), 28, date(2018, 8, 1), 35, 7, customer_share=0.10),
+)
+QUICK = Plan(
+    days=2,
+    sim_accounts=300,
+    sim_heartbeat_s=900,
+    movielens=MovieLensPlan(new_plays=600, days=2),
+    handbook=HandbookPlan(date(2018, 7, 4), 28, date(2018, 8, 1), 35, 2, customer_share=0.02),
+)
+
+
+def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay, list[tuple[float, bytes, str]]]:
+    from streamsense_sim import SimConfig, Simulator
+
+    config = SimConfig(
+        accounts=plan.sim_accounts,
+        days=plan.days,
+        seed=0,
+        start=t0.date(),
+        data_dir=data_dir,
+        heartbeat_s=plan.sim_heartbeat_s,
+        trace_split="eval" if data_dir else "all",
+    )
+    sim = Simulator(config)
+    records: list[tuple[float, bytes, str]] = []
+    truth: dict[str, dict[str, Any]] = {}
+    for rec in sim.records():
+        records.append((rec.t_ms / 1000.0, rec.line.encode(), rec.account_id))
+        if rec.truth:
+            line = json.loads(rec.truth)
+            truth[line["event_id"]] = line
+    replay = Replay("simulator")
+    replay.truth = {"attacks": truth, "summary": sim.summary.to_json()}
+    source = "real ABR traces (evaluation half)" if data_dir else "the parametric throughput model"
+    replay.notes.append(
+        f"Simulator: {plan.sim_accounts:,} accounts x {plan.days} day(s), seed 0, heartbeat every "
+        f"{plan.sim_heartbeat_s} s, throughput from {source}; {len(records):,} events"
+    )
+    return replay, records
+
+
+def _timed(replay: Replay) -> list[tuple[float, bytes, str]]:
+    out = []
+    for e in replay.events:
+        t = datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")).timestamp()
+        out.append((t, json.dumps(e, separators=(",", ":")).encode(), e["account_id"]))
+    return out
+
+
+def _windows(streams: list[list[tuple[float, bytes, str]]], start: float, step: float) -> Iterator[tuple[float, list[tuple[float, bytes, str]]]]:
+    """Merge time-ordered sources and cut them into windows [t, t + step)."""
+    merged = heapq.merge(*streams, key=lambda r: r[0])
+    end = start + step
+    batch: list[tuple[float, bytes, str]] = []
+    for rec in merged:
+        while rec[0] >= end:
+            yield end, batch
+            batch, end = [], end + step
+        batch.append(rec)
+    yield end, batch
+
+
+def run(*, quick: bool = False, data_dir: Path | None = None, out: Path = DEFAULT_OUT) -> dict[str, Any]:
+    started = time.perf_counter()
+    plan = QUICK if quick else FULL
+    if data_dir is None:
+        env_dir = Path(os.environ.get("STREAMSENSE_DATA_DIR", "data"))
+        data_dir = env_dir if env_dir.is_dir() else None
+    warmup_weeks = -(-plan.handbook.warmup_days // 7)
+    t0 = next_monday(datetime.now(UTC)) + timedelta(weeks=warmup_weeks)
+    print(f"streamsense main job ({'quick' if quick else 'full'}): replay period starts {t0:%Y-%m-%d} (UTC)")
+    if data_dir is None:
+        print("team data not found (STREAMSENSE_DATA_DIR): replaying the simulator alone")
+    else:
+        print(f"team data: {data_dir}")
+
+    timings: dict[str, float] = {}
+    replays: list[Replay] = []
+    streams: list[list[tuple[float, bytes, str]]] = []
+    tic = time.perf_counter()
+    if data_dir is not None:
+        ml = movielens_replay(data_dir, plan.movielens, t0)
+        hb = handbook_replay(data_dir, plan.handbook, t0)
+        replays += [ml, hb]
+        streams += [_timed(ml), _timed(hb)]
+    sim, sim_records = _sim_replay(plan, t0, data_dir)
+    replays.append(sim)
+    streams.append(sim_records)
+    timings["inputs_s"] = time.perf_counter() - tic
+    for r in replays:
+        for note in r.notes:
+            print(f"  {note}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    total = sum(len(s) for s in streams)
+    first = min(s[0][0] for s in streams if s)
+    with LocalStack.start(workdir=out / "stack", record_history=False) as stack:
+        stack.clock.advance_to(first - 3600)
+        tic = time.perf_counter()
+        exports = [e for r in replays for e in r.exports]
+        for bucket, key, body in exports:
+            print(f"  s3://{bucket}/{key} ({len(body) / 1e6:.1f} MB)")
+            stack.put_object(bucket, key, body)
+        stack.drain()
+        timings["trainers_s"] = time.perf_counter() - tic
+
+        tic = time.perf_counter()
+        window = 86400.0
+        day0 = first - first % window
+        with tqdm(total=total, unit="ev", desc="replay", smoothing=0.05) as bar:
+            for end, batch in _windows(streams, day0, window):
+                if batch:
+                    stack.clock.advance_to(batch[0][0])
+                    for i in range(0, len(batch), 5000):
+                        chunk = batch[i : i + 5000]
+                        _put(stack, chunk)
+                        stack.drain()
+                        bar.update(len(chunk))
+                stack.clock.advance_to(end)
+                if end > t0.timestamp():
+                    stack.tick("cache_hints")
+                    stack.drain()
+        timings["replay_s"] = time.perf_counter() - tic
+
+        truth = {r.name: r.truth for r in replays}
+        ctx = JobContext(stack=stack, out=out, truth=truth, data_dir=data_dir, quick=quick, timings=timings)
+        tic = time.perf_counter()
+        sections = report.collect(ctx)
+        timings["report_s"] = time.perf_counter() - tic
+        counts = _save_state(stack)
+    timings["wall_s"] = time.perf_counter() - started
+    result = report.write(out, sections, timings, notes=[n for r in replays for n in r.notes], state=counts)
+    print(f"\nreport: {out / 'report.html'} (and report.json); state for `query`: {STATE_DIR}")
+    return result
+
+
+def _put(stack: LocalStack, chunk: list[tuple[float, bytes, str]]) -> None:
+    by_stream: dict[str, list[tuple[bytes, str]]] = {}
+    for _, raw, key in chunk:
+        kind = json.loads(raw).get("type")
+        by_stream.setdefault(stack.route({"type": kind}), []).append((raw, key))
+    for stream, records in by_stream.items():
+        stack.put_records(stream, records)
+
+
+def _save_state(stack: LocalStack) -> dict[str, int]:
+    from streamsense_local.job import snapshot
+
+    return snapshot.save(stack, STATE_DIR)

@@ -1,0 +1,281 @@
+"""Serving logic on top of the model: per member a ranked top-N with a score and a reason per
+title, per region trending rows, per title similar titles, cold start and new titles.
+
+* Already-watched titles are never recommended.
+* A member with no known plays gets their region's trending titles (the global ones when the
+  region has too few plays), reason "trending in your region".
+* A title with no plays in the training window (a new release from the catalogue) cannot be
+  scored by the collaborative model; up to ``NEW_SLOTS`` such titles whose genres/tags are
+  close to the member's recent plays are placed at fixed positions, reason "new and similar
+  to Y", until a retrain sees their plays.
+* Every other reason is exact: the title the member watched whose weight contributed most
+  to the recommended title's score ("because you watched X"), or trending when the
+  popularity part of the blend outweighs every personal contribution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from streamsense.recs.data import GLOBAL_REGION, Catalogue, Plays, content_matrix
+from streamsense.recs.model import RecsModel, RecsParams
+
+NEW_SLOTS = (2, 7)  # 0-based positions where new titles may be placed in a top-N
+NEW_MIN_SIMILARITY = 0.3  # content cosine a new title needs to the member's taste
+MIN_REGION_PLAYS = 50  # below this, a region's trending row falls back to the global one
+HISTORY_CAP = 500  # newest titles kept per member for scoring
+
+
+@dataclass(frozen=True)
+class Rec:
+    title: str
+    score: float
+    reason: str  # "because_you_watched" | "trending_in_region" | "new_and_similar" | "popular"
+    because: str | None = None  # the title id the reason names
+    text: str = ""  # the row's caption, e.g. "Because you watched Heat (1995)"
+
+    def to_item(self) -> dict[str, object]:
+        out: dict[str, object] = {"title": self.title, "score": round(self.score, 6),
+                                  "reason": self.reason, "text": self.text}
+        if self.because is not None:
+            out["because"] = self.because
+        return out
+
+
+@dataclass
+class MemberState:
+    """What serving knows about a member: title -> unix seconds of the latest play, region."""
+
+    history: dict[str, int] = field(default_factory=dict)
+    region: str = GLOBAL_REGION
+
+    def add(self, title: str, ts: int) -> bool:
+        """Record a play; False when it changes nothing (a replayed event): idempotent."""
+        if self.history.get(title, -1) >= ts:
+            return False
+        self.history[title] = ts
+        if len(self.history) > HISTORY_CAP:
+            for old in sorted(self.history, key=self.history.__getitem__)[: len(self.history) - HISTORY_CAP]:
+                del self.history[old]
+        return True
+
+
+@dataclass
+class Recommender:
+    model: RecsModel
+    titles: np.ndarray  # str, index space of the model
+    names: np.ndarray  # str
+    content: sp.csr_matrix  # (n, f) L2-normalized content features
+    regions: np.ndarray  # str
+    region_trend: np.ndarray  # float32 (len(regions), n) decayed plays per region
+    region_plays: np.ndarray  # int64 plays per region in the window
+    new_titles: np.ndarray  # int indices of catalogue titles with no plays
+    index: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = {str(t): i for i, t in enumerate(self.titles)}
+        ease: Any = self.model.ease
+        self._ease_csc: Any = ease.tocsc() if sp.issparse(ease) else np.asarray(ease)
+        self._core_pos = np.full(len(self.titles), -1, dtype=np.int64)
+        self._core_pos[self.model.core] = np.arange(len(self.model.core))
+
+    # ---- training ------------------------------------------------------------------------
+
+    @classmethod
+    def train(cls, plays: Plays, catalogue: Catalogue | None = None,
+              params: RecsParams | None = None) -> Recommender:
+        cat = catalogue or Catalogue.empty()
+        titles = np.array(sorted(set(plays.title.tolist()) | set(cat.title.tolist())), dtype=str)
+        index = {t: i for i, t in enumerate(titles)}
+        members, member_idx = np.unique(plays.member, return_inverse=True)
+        del members
+        item_idx = np.array([index[t] for t in plays.title], dtype=np.int64)
+        model = RecsModel.fit(member_idx, item_idx, plays.ts, len(titles), params)
+        names = titles.copy().astype(object)
+        genres: list[tuple[str, ...]] = [() for _ in titles]
+        tags: list[tuple[str, ...]] = [() for _ in titles]
+        for t, nm, g, tg in zip(cat.title, cat.name, cat.genres, cat.tags, strict=True):
+            i = index[str(t)]
+            names[i], genres[i], tags[i] = str(nm), g, tg
+        regions = np.array(sorted(set(plays.region.tolist()) | {GLOBAL_REGION}), dtype=str)
+        trend = np.zeros((len(regions), len(titles)), dtype=np.float32)
+        counts = np.zeros(len(regions), dtype=np.int64)
+        hl = model.params.trend_half_life_days * 86_400.0
+        decay = 0.5 ** ((model.window_end - plays.ts.astype(np.float64)) / hl)
+        for r, name in enumerate(regions):
+            mask = np.ones(len(plays), bool) if name == GLOBAL_REGION else plays.region == name
+            trend[r] = np.bincount(item_idx[mask], weights=decay[mask], minlength=len(titles))
+            counts[r] = int(mask.sum())
+        played = np.zeros(len(titles), dtype=bool)
+        played[item_idx] = True
+        return cls(model=model, titles=titles, names=names.astype(str),
+                   content=content_matrix(genres, tags), regions=regions, region_trend=trend,
+                   region_plays=counts, new_titles=np.flatnonzero(~played))
+
+    # ---- rows ----------------------------------------------------------------------------
+
+    def name(self, i: int) -> str:
+        return str(self.names[i])
+
+    def _region_row(self, region: str) -> int:
+        where = np.flatnonzero(self.regions == region)
+        if len(where) and self.region_plays[where[0]] >= MIN_REGION_PLAYS:
+            return int(where[0])
+        return int(np.flatnonzero(self.regions == GLOBAL_REGION)[0])
+
+    def trending(self, region: str = GLOBAL_REGION, n: int = 20,
+                 exclude: Sequence[int] = ()) -> list[Rec]:
+        """A region's trending titles (global when the region is unknown or too small)."""
+        r = self._region_row(region)
+        scores = self.region_trend[r].astype(np.float64).copy()
+        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+        scores[scores <= 0] = -np.inf
+        top = _top(scores, n)
+        regional = self.regions[r] != GLOBAL_REGION
+        reason = "trending_in_region" if regional else "popular"
+        text = f"Trending in {self.regions[r]}" if regional else "Popular on streamsense"
+        return [Rec(str(self.titles[i]), float(scores[i]), reason, None, text) for i in top]
+
+    def similar(self, title: str, n: int = 20) -> list[tuple[str, float]]:
+        """Titles most like ``title``: symmetrized EASE weights for titles with plays, content
+        similarity (genres, tags) for the others."""
+        i = self.index.get(title)
+        if i is None:
+            return []
+        scores = np.zeros(len(self.titles), dtype=np.float64)
+        pos = self._core_pos[i]
+        if pos >= 0:
+            ease: Any = self.model.ease
+            row = ease[pos].toarray().ravel() if sp.issparse(ease) else np.asarray(ease[pos])
+            col = (self._ease_csc[:, [pos]].toarray().ravel() if sp.issparse(self._ease_csc)
+                   else self._ease_csc[:, pos])
+            scores[self.model.core] = row + col
+        if not scores.any():
+            scores = (self.content @ self.content[i].T).toarray().ravel().astype(np.float64)
+        scores[i] = -np.inf
+        scores[scores <= 0] = -np.inf
+        return [(str(self.titles[j]), float(scores[j])) for j in _top(scores, n)]
+
+    # ---- per member ----------------------------------------------------------------------
+
+    def recommend_many(self, members: Sequence[MemberState], n: int = 20) -> list[list[Rec]]:
+        """Top-n per member, vectorized over the batch."""
+        known = [np.array([self.index[t] for t in m.history if t in self.index], dtype=np.int64)
+                 for m in members]
+        times = [np.array([m.history[str(self.titles[i])] for i in k], dtype=np.float64)
+                 for m, k in zip(members, known, strict=True)]
+        warm = [u for u, k in enumerate(known) if len(k)]
+        out: list[list[Rec]] = []
+        parts = None
+        if warm:
+            hist = [(known[u], times[u]) for u in warm]
+            now = [float(times[u].max()) for u in warm]
+            ease, seq, trend, weights = self.model.components(hist, now)
+            parts = self.model.blend_parts(ease, seq, trend)
+            damp = self.model.ease_damping()
+        row_of = {u: r for r, u in enumerate(warm)}
+        for u, member in enumerate(members):
+            if u not in row_of or parts is None:
+                out.append(self.trending(member.region, n, exclude=known[u].tolist()))
+                continue
+            r = row_of[u]
+            e, s, t = parts[0][r], parts[1][r], parts[2][r]
+            scores = (e + s + t).astype(np.float64)
+            scores[known[u]] = -np.inf
+            scores[self.new_titles] = -np.inf
+            top = _top(scores, n)
+            x = weights[r].toarray().ravel()[known[u]]
+            recs = [self._explain(i, float(scores[i]), known[u], times[u], x,
+                                  (float(e[i]), float(s[i]), float(t[i])),
+                                  (float(damp[i] * parts[3][r]), float(parts[4][r])), member.region)
+                    for i in top]
+            out.append(self._with_new_titles(recs, known[u], times[u], n))
+        return out
+
+    def recommend(self, member: MemberState, n: int = 20) -> list[Rec]:
+        return self.recommend_many([member], n)[0]
+
+    def _explain(self, i: int, score: float, items: np.ndarray, ts: np.ndarray, x: np.ndarray,
+                 part: tuple[float, float, float], scale: tuple[float, float], region: str) -> Rec:
+        """The reason for title i: the watched title with the largest share of its personal
+        score (EASE weight x recency weight, plus the what-comes-next transition), unless the
+        trending part outweighs the personal parts."""
+        title = str(self.titles[i])
+        e, s, t = part
+        if t > e + s:
+            return Rec(title, score, "trending_in_region", None, f"Trending in {region}")
+        contrib = np.zeros(len(items), dtype=np.float64)
+        pos_i = self._core_pos[i]
+        src_pos = self._core_pos[items]
+        if pos_i >= 0 and e != 0:
+            ok = src_pos >= 0
+            col_m: Any = self._ease_csc[:, [pos_i]]
+            col = col_m.toarray().ravel() if sp.issparse(col_m) else np.asarray(col_m).ravel()
+            contrib[ok] += x[ok] * col[src_pos[ok]] * scale[0]
+        if s != 0:
+            last = np.argsort(-ts, kind="stable")[: self.model.params.seq_last]
+            t_col = self.model.seq[items[last]][:, [i]].toarray().ravel()
+            contrib[last] += (0.5 ** np.arange(len(last))) * t_col * scale[1]
+        j = int(items[int(np.argmax(contrib))])
+        return Rec(title, score, "because_you_watched", str(self.titles[j]),
+                   f"Because you watched {self.name(j)}")
+
+    def _with_new_titles(self, recs: list[Rec], items: np.ndarray, ts: np.ndarray, n: int) -> list[Rec]:
+        if not len(self.new_titles) or not self.content.nnz:
+            return recs
+        recent = items[np.argsort(-ts, kind="stable")[:20]]
+        profile = np.asarray(self.content[recent].sum(axis=0)).ravel()
+        norm = np.linalg.norm(profile)
+        if norm == 0:
+            return recs
+        sims = (self.content[self.new_titles] @ (profile / norm)).astype(np.float64)
+        order = [int(k) for k in np.argsort(-sims, kind="stable")[: len(NEW_SLOTS)]
+                 if sims[k] >= NEW_MIN_SIMILARITY]
+        for slot, k in zip(NEW_SLOTS, order, strict=False):
+            new = int(self.new_titles[k])
+            if slot >= n:
+                break
+            like = (self.content[recent] @ self.content[new].T).toarray().ravel()
+            j = int(recent[int(np.argmax(like))])
+            rec = Rec(str(self.titles[new]), float(sims[k]), "new_and_similar", str(self.titles[j]),
+                      f"New and similar to {self.name(j)}")
+            recs.insert(min(slot, len(recs)), rec)
+        return recs[:n]
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n best finite scores, best first, ties by index (deterministic)."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    if len(finite) == 0:
+        return finite
+    order = np.lexsort((finite, -scores[finite]))
+    return finite[order[:n]]
+
+
+def states_from_plays(plays: Plays) -> dict[str, MemberState]:
+    """Each member's latest play per title and most frequent region, from an export."""
+    states: dict[str, MemberState] = {}
+    region_counts: dict[str, dict[str, int]] = {}
+    for m, t, ts, r in zip(plays.member, plays.title, plays.ts, plays.region, strict=True):
+        st = states.setdefault(str(m), MemberState())
+        st.history[str(t)] = max(int(ts), st.history.get(str(t), -1))
+        rc = region_counts.setdefault(str(m), {})
+        rc[str(r)] = rc.get(str(r), 0) + 1
+    for m, st in states.items():
+        st.region = max(sorted(region_counts[m]), key=region_counts[m].__getitem__)
+        if len(st.history) > HISTORY_CAP:
+            keep = sorted(st.history, key=st.history.__getitem__)[-HISTORY_CAP:]
+            st.history = {t: st.history[t] for t in keep}
+    return states
+
+
+def merge_history(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for t, ts in b.items():
+        out[t] = max(ts, out.get(t, -1))
+    return out

@@ -190,40 +190,45 @@ class Recommender:
             scores[self.new_titles] = -np.inf
             top = _top(scores, n)
             x = weights[r].toarray().ravel()[known[u]]
-            recs = [self._explain(i, float(scores[i]), known[u], times[u], x,
-                                  (float(e[i]), float(s[i]), float(t[i])),
-                                  (float(damp[i] * parts[3][r]), float(parts[4][r])), member.region)
-                    for i in top]
+            source = self._sources(top, known[u], times[u], x, float(parts[3][r]), float(parts[4][r]), damp)
+            recs = []
+            for k, i in enumerate(top):
+                title = str(self.titles[i])
+                if t[i] > e[i] + s[i] or source[k] < 0:
+                    recs.append(Rec(title, float(scores[i]), "trending_in_region", None,
+                                    f"Trending in {member.region}"))
+                else:
+                    j = int(source[k])
+                    recs.append(Rec(title, float(scores[i]), "because_you_watched", str(self.titles[j]),
+                                    f"Because you watched {self.name(j)}"))
             out.append(self._with_new_titles(recs, known[u], times[u], n))
         return out
 
     def recommend(self, member: MemberState, n: int = 20) -> list[Rec]:
         return self.recommend_many([member], n)[0]
 
-    def _explain(self, i: int, score: float, items: np.ndarray, ts: np.ndarray, x: np.ndarray,
-                 part: tuple[float, float, float], scale: tuple[float, float], region: str) -> Rec:
-        """The reason for title i: the watched title with the largest share of its personal
-        score (EASE weight x recency weight, plus the what-comes-next transition), unless the
-        trending part outweighs the personal parts."""
-        title = str(self.titles[i])
-        e, s, t = part
-        if t > e + s:
-            return Rec(title, score, "trending_in_region", None, f"Trending in {region}")
-        contrib = np.zeros(len(items), dtype=np.float64)
-        pos_i = self._core_pos[i]
-        src_pos = self._core_pos[items]
-        if pos_i >= 0 and e != 0:
-            ok = src_pos >= 0
-            col_m: Any = self._ease_csc[:, [pos_i]]
-            col = col_m.toarray().ravel() if sp.issparse(col_m) else np.asarray(col_m).ravel()
-            contrib[ok] += x[ok] * col[src_pos[ok]] * scale[0]
-        if s != 0:
+    def _sources(self, top: np.ndarray, items: np.ndarray, ts: np.ndarray, x: np.ndarray,
+                 scale_e: float, scale_s: float, damp: np.ndarray) -> np.ndarray:
+        """For each recommended title, the watched title with the largest share of its personal
+        score: EASE weight x recency weight (x the title's damping and the member's scale),
+        plus the what-comes-next transition from the member's last plays. -1 when no watched
+        title contributes positively."""
+        contrib = np.zeros((len(items), len(top)), dtype=np.float64)
+        pos_t = self._core_pos[top]
+        src = self._core_pos[items]
+        ok_s, ok_t = src >= 0, pos_t >= 0
+        if ok_s.any() and ok_t.any():
+            cols: Any = self._ease_csc[:, pos_t[ok_t]]
+            block = cols.toarray() if sp.issparse(cols) else np.asarray(cols)
+            contrib[np.ix_(ok_s, ok_t)] += (x[ok_s, None] * block[src[ok_s]]
+                                            * (damp[top[ok_t]] * scale_e)[None, :])
+        if scale_s:
             last = np.argsort(-ts, kind="stable")[: self.model.params.seq_last]
-            t_col = self.model.seq[items[last]][:, [i]].toarray().ravel()
-            contrib[last] += (0.5 ** np.arange(len(last))) * t_col * scale[1]
-        j = int(items[int(np.argmax(contrib))])
-        return Rec(title, score, "because_you_watched", str(self.titles[j]),
-                   f"Because you watched {self.name(j)}")
+            rows = self.model.seq[items[last]][:, top].toarray()
+            contrib[last] += (0.5 ** np.arange(len(last)))[:, None] * rows * scale_s
+        best = contrib.argmax(axis=0)
+        found = contrib[best, np.arange(len(top))] > 0
+        return np.where(found, items[best], -1)
 
     def _with_new_titles(self, recs: list[Rec], items: np.ndarray, ts: np.ndarray, n: int) -> list[Rec]:
         if not len(self.new_titles) or not self.content.nnz:

@@ -50,8 +50,8 @@ class BufferBased:
         self.reservoir_s = reservoir_s
         self.cushion_s = cushion_s
 
-    def start(self, video: Video) -> float:
-        return 0.0
+    def start(self, video: Video) -> None:
+        pass
 
     def choose(self, obs: Observation) -> Decision:
         if obs.chunk == 0:
@@ -72,8 +72,8 @@ class RateBased:
     def __init__(self, window: int = 5) -> None:
         self.window = window
 
-    def start(self, video: Video) -> float:
-        return 0.0
+    def start(self, video: Video) -> None:
+        pass
 
     def choose(self, obs: Observation) -> Decision:
         if obs.chunk == 0:
@@ -98,7 +98,7 @@ class Bola:
 
     name = "bola"
 
-    def start(self, video: Video) -> float:
+    def start(self, video: Video) -> None:
         b = np.asarray(video.bitrates_kbps, dtype=np.float64)
         self.bitrates = b
         self.utilities = np.log(b) - math.log(b[0]) + 1.0
@@ -109,7 +109,6 @@ class Bola:
         self.vp = BOLA_MIN_BUFFER_S / self.gp
         self.placeholder = 0.0
         self.last_quality = 0
-        return 0.0
 
     def _quality_for_buffer(self, level_s: float) -> int:
         scores = (self.vp * (self.utilities + self.gp) - level_s) / self.bitrates
@@ -174,10 +173,9 @@ class RobustMPC:
         self.window = window
         self._combos: dict[tuple[int, int], np.ndarray] = {}
 
-    def start(self, video: Video) -> float:
+    def start(self, video: Video) -> None:
         self.estimates: list[float] = []
         self.errors: list[float] = []
-        return 0.0
 
     def combos(self, n_levels: int, h: int) -> np.ndarray:
         key = (n_levels, h)
@@ -219,12 +217,13 @@ def mpc_first_level(
     bw_kbps: np.ndarray,
     *,
     rebuf_penalty: float = REBUF_PENALTY,
-    terminal_weight: float = 0.0,
+    buffer_target_s: float = 0.0,
+    buffer_weight: float = 0.0,
 ) -> int:
     """Score every level sequence in ``combos`` (rows) for the next chunks at the predicted
     per-chunk throughput ``bw_kbps`` and return the first level of the best one (ties to the
-    later row). ``terminal_weight`` optionally values the buffer left at the horizon's end
-    (0 = the reference objective)."""
+    later row). With ``buffer_weight`` > 0, ending the horizon below ``buffer_target_s`` costs
+    that much per missing second (0 = the reference objective)."""
     video = obs.video
     rates = np.asarray(video.bitrates_kbps, dtype=np.float64) / 1000.0
     n, h = combos.shape
@@ -241,7 +240,7 @@ def mpc_first_level(
         value += r - SMOOTH_PENALTY * np.abs(r - last)
         last = r
     value -= rebuf_penalty * rebuf
-    if terminal_weight:
-        value += terminal_weight * np.minimum(buf, 20.0)
+    if buffer_weight:
+        value -= buffer_weight * np.maximum(buffer_target_s - buf, 0.0)
     best = n - 1 - int(np.argmax(value[::-1]))
     return int(combos[best, 0])

@@ -7,9 +7,10 @@ traces loop when the video outlasts them, traces with more than 60 s of zero ban
 left out (and counted by the caller). QoE per session is
 ``sum(bitrate_Mbps) - 4.3 * rebuffer_s - sum(|bitrate change| Mbps) - 4.3 * startup_s``.
 
-The startup delay is the wall time from the first request until playback begins (by default,
-when the first chunk has arrived; a controller may ask for a deeper startup buffer). Rebuffering
-is only counted after playback began, so it never double-counts the startup delay.
+The startup delay is the wall time from the first request until playback begins: by default
+as soon as the first chunk has arrived; a controller may keep buffering (``Decision.play`` =
+False) before it starts. Rebuffering is only counted after playback began, so it never
+double-counts the startup delay.
 """
 
 from __future__ import annotations
@@ -185,13 +186,14 @@ class Observation:
 class Decision:
     level: int
     wait_s: float = 0.0  # idle before the request (a buffer-target pause)
+    play: bool = True  # before playback began: start it now (False = keep buffering)
 
 
 class Controller(Protocol):
     name: str
 
-    def start(self, video: Video) -> float:
-        """Reset per-session state; return the startup buffer in seconds (0 = one chunk)."""
+    def start(self, video: Video) -> None:
+        """Reset per-session state."""
         ...
 
     def choose(self, obs: Observation) -> Decision: ...
@@ -207,6 +209,7 @@ class SessionLog:
     throughput_kbps: list[float] = field(default_factory=list)
     buffer_after_s: list[float] = field(default_factory=list)
     request_at_s: list[float] = field(default_factory=list)  # wall time of each request
+    position_s: list[float] = field(default_factory=list)  # playhead when each chunk arrived
     startup_s: float = 0.0
     stall_starts_s: list[float] = field(default_factory=list)  # wall time each stall began
 
@@ -217,7 +220,7 @@ class SessionLog:
 
 def simulate(trace: Trace, video: Video, controller: Controller) -> SessionLog:
     """Play ``video`` over ``trace`` from the trace's start with ``controller``."""
-    startup_buffer = controller.start(video)
+    controller.start(video)
     log = SessionLog(trace.name)
     t = 0.0  # trace (wall) time
     buffer = 0.0
@@ -233,6 +236,8 @@ def simulate(trace: Trace, video: Video, controller: Controller) -> SessionLog:
         level = d.level
         if not 0 <= level < video.n_levels:
             raise ValueError(f"{controller.name}: level {level} out of range")
+        if k > 0 and not playing and d.play:
+            playing = True
         if d.wait_s > 0 and playing:
             wait = min(d.wait_s, buffer)  # never idle into a stall
             t += wait
@@ -245,15 +250,16 @@ def simulate(trace: Trace, video: Video, controller: Controller) -> SessionLog:
             rebuf = max(delay - buffer, 0.0)
             if rebuf > 0.0:
                 log.stall_starts_s.append(t - rebuf)
-            buffer = max(buffer - delay, 0.0) + video.chunk_s
+            buffer = max(buffer - delay, 0.0)
+            log.position_s.append(k * video.chunk_s - buffer)
+            buffer += video.chunk_s
         else:
             rebuf = 0.0
+            log.position_s.append(0.0)
             log.startup_s += delay
             buffer += video.chunk_s
-            if buffer >= max(startup_buffer, video.chunk_s) - 1e-9 or k == video.n_chunks - 1:
-                playing = True
         idle = 0.0
-        if buffer > BUFFER_CAP_S:
+        if buffer > BUFFER_CAP_S and playing:
             idle = math.ceil((buffer - BUFFER_CAP_S) / SLEEP_STEP_S) * SLEEP_STEP_S
             buffer -= idle
             t += idle

@@ -29,11 +29,11 @@ class Fixed:
         self.levels = levels
         self.startup_s = startup_s
 
-    def start(self, video: Video) -> float:
-        return self.startup_s
+    def start(self, video: Video) -> None:
+        pass
 
     def choose(self, obs: Observation) -> Decision:
-        return Decision(self.levels[obs.chunk])
+        return Decision(self.levels[obs.chunk], play=obs.buffer_s >= self.startup_s)
 
 
 def test_qoe_formula_on_two_chunks() -> None:

@@ -13,6 +13,7 @@ configs are L1 constructs: their L2 counterparts add grants of their own."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import (
@@ -96,6 +97,8 @@ class StreamsenseStack(Stack):
         *,
         system: System,
         config: StageConfig,
+        layers_root: Path = assets.BUILD_LAYERS,
+        functions_root: Path = assets.FUNCTIONS,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -110,6 +113,7 @@ class StreamsenseStack(Stack):
         self.system = system
         self.config = config
         self.placeholders: list[str] = []
+        self.layers_root, self.functions_root = layers_root, functions_root
         self._removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
         for key, value in (
             ("project", system.name),
@@ -234,7 +238,7 @@ class StreamsenseStack(Stack):
             construct_id("Bucket", spec.name),
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
-            bucket_key_enabled=True,  # one KMS call per bucket key, not per object
+            bucket_key_enabled=True,  # S3 reuses a bucket-level data key: far fewer KMS calls
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             minimum_tls_version=1.2,
@@ -309,7 +313,9 @@ class StreamsenseStack(Stack):
         if key in self._layers:
             return self._layers[key]
         asset = self._asset(
-            assets.layer_dir(layer, architecture), f"layer {key}", "run `make layers`"
+            assets.layer_dir(layer, architecture, self.layers_root),
+            f"layer {key}",
+            "run `make layers`",
         )
         arch_list = [_ARCH[architecture]] if layer in assets.ARCH_SPECIFIC else list(_ARCH.values())
         version = lambda_.LayerVersion(
@@ -325,7 +331,7 @@ class StreamsenseStack(Stack):
         self._layers[key] = version
         return version
 
-    def _arn_of(self, kind: str, name: str) -> str:
+    def arn_of(self, kind: str, name: str) -> str:
         if kind == "stream":
             return self.streams[name].stream_arn
         if kind == "table":
@@ -381,6 +387,9 @@ class StreamsenseStack(Stack):
 
     def _function(self, fn: Function) -> lambda_.Function:
         fid = construct_id("Fn", fn.name)
+        if "shared" not in fn.layers:
+            # The shared layer carries streamsense and pydantic/Powertools; the ML layer does not.
+            raise ValueError(f"{fn.name}: every function needs the shared layer, got {fn.layers}")
         log_group = logs.LogGroup(
             self,
             f"{fid}Logs",
@@ -391,7 +400,7 @@ class StreamsenseStack(Stack):
         )
         statements = [
             iam.PolicyStatement.from_json(s)
-            for s in policy_statements(self.system, fn, self._arn_of)
+            for s in policy_statements(self.system, fn, self.arn_of)
         ]
         statements += self._kms_statements(fn)
         statements.append(
@@ -416,7 +425,7 @@ class StreamsenseStack(Stack):
         env.update(fn.environment)
 
         code_asset = self._asset(
-            assets.function_dir(fn.name),
+            assets.function_dir(fn.name, self.functions_root),
             f"function {fn.name}",
             f"functions/{fn.name}/handler.py is not written yet",
         )

@@ -1,0 +1,1 @@
+"""Lambda layer builds (python -m layers.build)."""

@@ -133,7 +133,7 @@ class RecsModel:
         model = cls(params=p, n_items=n_items, core=core, ease=ease, seq=seq, pop=pop,
                     window_end=end, trend_end=np.zeros(n_items, np.float32),
                     event_items=ev_items, event_ts=ev_ts)
-        model.trend_end = model.trending(end)
+        model.trend_end = model._trending_from_events(end)
         return model
 
     # ---- signals -------------------------------------------------------------------------
@@ -144,6 +144,10 @@ class RecsModel:
         if now >= self.window_end or len(self.event_ts) == 0:
             return (self.trend_end * np.float32(0.5 ** (max(0.0, now - self.window_end) / hl))
                     ).astype(np.float32)
+        return self._trending_from_events(now)
+
+    def _trending_from_events(self, now: float) -> np.ndarray:
+        hl = self.params.trend_half_life_days * DAY_S
         k = int(np.searchsorted(self.event_ts, now, side="right"))
         w = 0.5 ** ((now - self.event_ts[:k]) / hl)
         return np.bincount(self.event_items[:k], weights=w, minlength=self.n_items).astype(np.float32)

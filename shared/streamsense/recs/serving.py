@@ -75,6 +75,7 @@ class Recommender:
     region_trend: np.ndarray  # float32 (len(regions), n) decayed plays per region
     region_plays: np.ndarray  # int64 plays per region in the window
     new_titles: np.ndarray  # int indices of catalogue titles with no plays
+    min_region_plays: int = MIN_REGION_PLAYS
     index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -124,22 +125,32 @@ class Recommender:
 
     def _region_row(self, region: str) -> int:
         where = np.flatnonzero(self.regions == region)
-        if len(where) and self.region_plays[where[0]] >= MIN_REGION_PLAYS:
+        if len(where) and self.region_plays[where[0]] >= self.min_region_plays:
             return int(where[0])
         return int(np.flatnonzero(self.regions == GLOBAL_REGION)[0])
 
     def trending(self, region: str = GLOBAL_REGION, n: int = 20,
                  exclude: Sequence[int] = ()) -> list[Rec]:
-        """A region's trending titles (global when the region is unknown or too small)."""
-        r = self._region_row(region)
-        scores = self.region_trend[r].astype(np.float64).copy()
-        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
-        scores[scores <= 0] = -np.inf
-        top = _top(scores, n)
-        regional = self.regions[r] != GLOBAL_REGION
-        reason = "trending_in_region" if regional else "popular"
-        text = f"Trending in {self.regions[r]}" if regional else "Popular on streamsense"
-        return [Rec(str(self.titles[i]), float(scores[i]), reason, None, text) for i in top]
+        """A region's trending titles, then the global ones when the region is unknown, too
+        small, or runs out (titles in ``exclude`` skipped)."""
+        taken = set(int(i) for i in exclude)
+        out: list[Rec] = []
+        rows = [self._region_row(region)]
+        if self.regions[rows[0]] != GLOBAL_REGION:
+            rows.append(int(np.flatnonzero(self.regions == GLOBAL_REGION)[0]))
+        for r in rows:
+            scores = self.region_trend[r].astype(np.float64).copy()
+            scores[np.fromiter(taken, dtype=np.int64, count=len(taken))] = -np.inf
+            scores[scores <= 0] = -np.inf
+            regional = self.regions[r] != GLOBAL_REGION
+            reason = "trending_in_region" if regional else "popular"
+            text = f"Trending in {self.regions[r]}" if regional else "Popular on streamsense"
+            for i in _top(scores, n - len(out)):
+                out.append(Rec(str(self.titles[i]), float(scores[i]), reason, None, text))
+                taken.add(int(i))
+            if len(out) >= n:
+                break
+        return out
 
     def similar(self, title: str, n: int = 20) -> list[tuple[str, float]]:
         """Titles most like ``title``: symmetrized EASE weights for titles with plays, content
@@ -188,6 +199,9 @@ class Recommender:
             scores = (e + s + t).astype(np.float64)
             scores[known[u]] = -np.inf
             scores[self.new_titles] = -np.inf
+            # Only titles the member's plays actually point to are personal picks; the rest of
+            # the list is backfilled from trending (a score of 0 says nothing about the member).
+            scores[scores <= 0] = -np.inf
             top = _top(scores, n)
             x = weights[r].toarray().ravel()[known[u]]
             source = self._sources(top, known[u], times[u], x, float(parts[3][r]), float(parts[4][r]), damp)
@@ -201,6 +215,9 @@ class Recommender:
                     j = int(source[k])
                     recs.append(Rec(title, float(scores[i]), "because_you_watched", str(self.titles[j]),
                                     f"Because you watched {self.name(j)}"))
+            if len(recs) < n:
+                taken = [*known[u].tolist(), *top.tolist()]
+                recs += self.trending(member.region, n - len(recs), exclude=taken)
             out.append(self._with_new_titles(recs, known[u], times[u], n))
         return out
 

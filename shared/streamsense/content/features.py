@@ -76,3 +76,26 @@ def context_matrix(context: Context, variants: Sequence[str]) -> np.ndarray:
         [features(context.position, context.engaged, int(context.affinity.get(v, 0))) for v in variants],
         dtype=np.int64,
     ).reshape(len(variants), Q)
+
+
+def feature_matrix(positions: np.ndarray, engaged: np.ndarray, affinity: np.ndarray) -> np.ndarray:
+    """Vectorized ``features`` for n (position, engaged, affinity) triples: (n, Q) int."""
+    bucket = np.clip(np.asarray(positions, dtype=np.int64), 0, POSITION_BUCKETS - 1)
+    aff = np.asarray(affinity, dtype=np.int64)
+    return np.column_stack(
+        [bucket == 1, bucket == 2, bucket == 3, np.asarray(engaged, dtype=bool), aff >= 1, aff >= 2]
+    ).astype(np.int64)
+
+
+def arm_features(contexts: Sequence[Context], variants: Sequence[str]) -> np.ndarray:
+    """(n, V, len(ARM_FEATURES)) int: the features that differ between variants (affinity >= 1,
+    >= 2), filled only where a member has an affinity (most contexts have none)."""
+    index = {v: j for j, v in enumerate(variants)}
+    out = np.zeros((len(contexts), len(variants), len(ARM_FEATURES)), dtype=np.int64)
+    for i, c in enumerate(contexts):
+        for variant, plays in c.affinity.items():
+            j = index.get(variant)
+            if j is not None and plays >= 1:
+                out[i, j, 0] = 1
+                out[i, j, 1] = int(plays >= 2)
+    return out

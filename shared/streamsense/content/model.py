@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamsense.content.features import ARM_FEATURES, Context, Q, context_matrix
+from streamsense.content.features import ARM_FEATURES, Context, Q, arm_features
 
 _TRI = np.triu_indices(Q)
 #: Length of one variant's flat statistics list: n, plays, sum z, sum z z^T (upper), sum r z.
@@ -95,6 +95,21 @@ class TitleStats:
 
     def add(self, variant: str, z: Sequence[int], played: bool) -> None:
         self.variants.setdefault(variant, VariantStats()).add(z, played)
+
+    def add_batch(self, variants: Sequence[str], z: np.ndarray, played: np.ndarray) -> None:
+        """Add many impressions at once (vectorized; the same integers as one add() each)."""
+        z = np.asarray(z, dtype=np.int64).reshape(len(variants), Q)
+        played = np.asarray(played, dtype=bool)
+        names, inverse = np.unique(np.asarray(variants, dtype=object), return_inverse=True)
+        for k, name in enumerate(names):
+            mask = inverse == k
+            zk = z[mask]
+            s = self.variants.setdefault(str(name), VariantStats())
+            s.n += int(mask.sum())
+            s.plays += int(played[mask].sum())
+            s.z += zk.sum(axis=0)
+            s.zz += zk.T @ zk
+            s.zr += zk[played[mask]].sum(axis=0)
 
     def merged(self, other: TitleStats) -> TitleStats:
         out = {k: VariantStats.from_list(s.to_list()) for k, s in self.variants.items()}
@@ -232,7 +247,7 @@ def choice_probabilities(
     post = posterior(stats, variants, config)
     if not contexts:
         return np.zeros((0, len(variants)))
-    arm = np.stack([context_matrix(c, variants)[:, list(ARM_FEATURES)] for c in contexts])
+    arm = arm_features(contexts, variants)
     patterns, inverse = np.unique(arm, axis=0, return_inverse=True)
     rng = rng if rng is not None else np.random.default_rng(config.seed)
     probs = thompson_probabilities(post, patterns, config, rng)

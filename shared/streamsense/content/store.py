@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -107,6 +107,7 @@ class _TitleRow:
     watermark: int
     last_event_at: str
     dirty: bool = False
+    pending: list[tuple[str, tuple[int, ...], bool]] = field(default_factory=list)
 
     @classmethod
     def load(cls, title_id: str, shard: str, item: Item | None) -> _TitleRow:
@@ -221,13 +222,17 @@ def apply_impressions(batch: Sequence[Delivered], table: Table, config: StoreCon
         if d.sequence <= row.watermark:
             report.replayed += 1
             continue
-        row.stats.add(p.variant_id, features(p.position, engaged, affinity), p.played)
+        row.pending.append((p.variant_id, features(p.position, engaged, affinity), p.played))
         row.watermark = d.sequence
         row.last_event_at = max(row.last_event_at, d.event.occurred_at.isoformat().replace("+00:00", "Z"))
         row.dirty = True
         report.applied += 1
         report.plays += int(p.played)
 
+    for row in titles.values():
+        if row.pending:  # one vectorized update per row
+            names, zs, played = zip(*row.pending, strict=True)
+            row.stats.add_batch(names, np.array(zs), np.array(played))
     writes = [r.item() for r in titles.values() if r.dirty] + [m.item(config) for m in members.values() if m.dirty]
     if writes:
         table.put_many(writes)

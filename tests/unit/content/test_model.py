@@ -6,9 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from streamsense.content.features import (
+    ARM_FEATURES,
     FEATURES,
     Context,
+    arm_features,
     context_matrix,
+    feature_matrix,
     features,
     position_bucket,
 )
@@ -150,3 +153,27 @@ def test_bad_candidate_lists_are_refused() -> None:
         posterior(TitleStats(), ["a", "a"], PolicyConfig())
     with pytest.raises(ValueError, match="distinct"):
         posterior(TitleStats(), [], PolicyConfig())
+
+
+def test_vectorized_features_and_batch_updates_equal_the_one_by_one_path() -> None:
+    rng = np.random.default_rng(11)
+    n = 300
+    pos, eng, aff = rng.integers(0, 9, n), rng.random(n) < 0.4, rng.integers(0, 4, n)
+    names = [f"v{i}" for i in rng.integers(0, 4, n)]
+    played = rng.random(n) < 0.2
+    z = feature_matrix(pos, eng, aff)
+    assert z.tolist() == [list(features(int(p), bool(e), int(a))) for p, e, a in zip(pos, eng, aff, strict=True)]
+    one, many = TitleStats(), TitleStats()
+    for i in range(n):
+        one.add(names[i], z[i], bool(played[i]))
+    many.add_batch(names, z, played)
+    assert many == one
+
+
+def test_arm_features_are_the_affinity_columns_of_the_context_matrix() -> None:
+    ctxs = [Context(0), Context(3, True, {"b": 1, "zz": 4}), Context(1, True, {"a": 2, "c": 0})]
+    variants = ["a", "b", "c"]
+    arm = arm_features(ctxs, variants)
+    for i, c in enumerate(ctxs):
+        assert arm[i].tolist() == context_matrix(c, variants)[:, list(ARM_FEATURES)].tolist()
+    assert arm[2].tolist() == [[1, 1], [0, 0], [0, 0]]

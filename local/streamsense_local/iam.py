@@ -228,7 +228,7 @@ def install(policy: Policy, naming: Naming, principal: str, on_deny: Callable[[C
     """Enforce ``policy`` on every botocore client in this process (worker processes only)."""
     from botocore.client import BaseClient
 
-    original = BaseClient._make_api_call
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]
     iterator_streams: dict[str, str] = {}
 
     def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
@@ -250,4 +250,4 @@ def install(policy: Policy, naming: Naming, principal: str, on_deny: Callable[[C
                     iterator_streams[result[k]] = arn
         return result
 
-    BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+    BaseClient._make_api_call = _make_api_call  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -168,10 +169,8 @@ class FunctionProcess:
     def _close(self, kill: bool) -> None:
         for fd in (self._to_worker, self._from_worker):
             if fd is not None:
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass
         self._to_worker = self._from_worker = None
         proc, self._proc = self._proc, None
         if proc is None:

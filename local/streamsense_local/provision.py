@@ -153,7 +153,7 @@ def clear_data(system: System, naming: Naming, clients: dict[str, Any], provisio
             kinesis.increase_stream_retention_period(StreamName=name, RetentionPeriodHours=stream.retention_hours)
     for table in system.tables:
         name = naming.physical("table", table.name)
-        keys = []
+        keys: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": name, "ProjectionExpression": "pk, sk"}
         while True:
             resp = dynamodb.scan(**kwargs)

@@ -11,7 +11,9 @@ this one, with patches that keep AWS's behaviour and make it usable for the runt
 - Kinesis GetRecords reads from the iterator's position instead of scanning the whole shard,
   and PutRecord finds the last sequence number without copying every key; moto's versions cost
   O(records in the shard) per call, which made a 100k-record replay quadratic. Sequence numbers
-  are still moto's consecutive integers, so results are identical.
+  are still moto's consecutive integers, so results are identical. GetRecords writes its JSON
+  directly (moto stores the data base64-encoded already; its generic serializer decoded and
+  re-encoded every record and was the slowest step of delivery).
 
 Run directly: ``python -m streamsense_local.server --port 0`` prints nothing but serves; the
 runtime passes ``--ready-fd`` to learn the port.
@@ -141,9 +143,35 @@ def apply_patches() -> None:
     def get_min_sequence_number(self: Any) -> int:
         return next(iter(self.records)) if self.records else 0
 
-    Shard.get_records = get_records
-    Shard.get_max_sequence_number = get_max_sequence_number
-    Shard.get_min_sequence_number = get_min_sequence_number
+    import json
+
+    from moto.kinesis.responses import KinesisResponse
+
+    def get_records_response(self: Any) -> str:
+        next_iterator, records, behind = self.kinesis_backend.get_records(
+            self._get_param("StreamARN"), self._get_param("ShardIterator"), self._get_param("Limit")
+        )
+        return json.dumps(
+            {
+                "NextShardIterator": next_iterator,
+                "Records": [
+                    {
+                        "Data": r.data,
+                        "PartitionKey": r.partition_key,
+                        "SequenceNumber": str(r.sequence_number),
+                        "ApproximateArrivalTimestamp": r.created_at,
+                    }
+                    for r in records
+                ],
+                "MillisBehindLatest": behind,
+            },
+            separators=(",", ":"),
+        )
+
+    KinesisResponse.get_records = get_records_response  # type: ignore[method-assign,assignment]
+    Shard.get_records = get_records  # type: ignore[method-assign]
+    Shard.get_max_sequence_number = get_max_sequence_number  # type: ignore[method-assign]
+    Shard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _PATCHED = True
 
@@ -199,6 +227,11 @@ class MotoServer:
         self._thread: threading.Thread | None = None
         started = time.perf_counter()
         if mode == "thread":
+            # moto's backends are process-global: a second stack in this process starts clean.
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
+            set_clock_offset(0.0)
             self._server = _make_server(host, 0)
             self.port = int(self._server.server_address[1])
             self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)

@@ -43,6 +43,7 @@ from streamsense_local.clock import Clock
 from streamsense_local.mappings import (
     AsyncQueue,
     KinesisMapping,
+    KinesisReader,
     S3Notifications,
     SqsMapping,
     rate_seconds,
@@ -190,7 +191,8 @@ class LocalStack:
         import boto3
         from botocore.config import Config
 
-        return boto3.client(
+        make: Any = boto3.client  # typed overloads want a literal service name
+        return make(
             service,
             endpoint_url=self.endpoint,
             config=Config(retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=32),
@@ -211,6 +213,7 @@ class LocalStack:
 
     def _build_mappings(self) -> None:
         sqs, kinesis = self._clients["sqs"], self._clients["kinesis"]
+        reader = KinesisReader(self.endpoint, self.naming.region)
         self.kinesis_mappings: list[KinesisMapping] = []
         self.sqs_mappings: list[SqsMapping] = []
         self.async_queues: dict[str, AsyncQueue] = {}
@@ -244,6 +247,7 @@ class LocalStack:
                             region=self.naming.region,
                             destination_url=self.provisioned.queue_urls[trigger.on_failure],
                             kinesis=kinesis,
+                            reader=reader,
                             sqs=sqs,
                             clock=self.clock,
                             invoke=self._invoke,
@@ -530,7 +534,8 @@ class LocalStack:
         """(idle, earliest due time) over every mapping and queue."""
         idle = self.s3_notifications.idle()
         times: list[float] = []
-        for m in [*self.kinesis_mappings, *self.sqs_mappings, *self.async_queues.values()]:
+        mappings: list[Any] = [*self.kinesis_mappings, *self.sqs_mappings, *self.async_queues.values()]
+        for m in mappings:
             due = m.due()
             if not due.idle:
                 idle = False
@@ -678,7 +683,8 @@ class LocalStack:
         """One row per function: invocations, errors, cold starts and init, records in, the
         pipeline's EMF counts, records given up to the on-failure destination, durations."""
         to_destination: dict[str, int] = {}
-        for m in [*self.kinesis_mappings, *self.async_queues.values()]:
+        given_up: list[Any] = [*self.kinesis_mappings, *self.async_queues.values()]
+        for m in given_up:
             to_destination[m.function] = to_destination.get(m.function, 0) + m.counters.records_to_destination
         rows = []
         for fn in self.system.functions:

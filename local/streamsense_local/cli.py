@@ -1,0 +1,330 @@
+"""``python -m streamsense_local`` (also the ``streamsense`` console script):
+
+    invoke FUNCTION --event events/FUNCTION/FILE.json   one invoke on a fresh stack, with effects
+    up                                                 the stack on a port until Ctrl-C
+    replay FILE.jsonl | --s3 BUCKET/KEY FILE           push data through the mappings, with a summary
+    tick FUNCTION                                      fire a function's schedule
+    run                                                replay every sample event (make run)
+    describe                                           the provisioned stack, normalized
+    perf                                               delivery throughput and init times
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from streamsense_local.stack import LocalStack
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def print_table(rows: Sequence[dict[str, Any]], out: Any = None) -> None:
+    out = out or sys.stdout
+    if not rows:
+        return
+    cols = list(rows[0])
+    cells = [[("-" if r[c] is None else str(r[c])) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)), file=out)
+    for row in cells:
+        print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))), file=out)
+
+
+def _start(args: argparse.Namespace, **kwargs: Any) -> LocalStack:
+    return LocalStack.start(
+        functions_dir=getattr(args, "functions_dir", None),
+        server_mode=getattr(args, "server_mode", "process"),
+        log_level=getattr(args, "log_level", "INFO"),
+        workdir=getattr(args, "workdir", None),
+        **kwargs,
+    )
+
+
+def _report(stack: LocalStack) -> None:
+    print()
+    print_table([r for r in stack.summary_rows() if r["invocations"] or r["to_on_failure"]])
+    reasons = Counter(json.loads(b).get("reason", "?") for b in stack.receive_all("quarantine", delete=False)) if any(
+        q.name == "quarantine" for q in stack.system.queues
+    ) else Counter()
+    failures = stack.receive_all("failures", delete=False) if any(q.name == "failures" for q in stack.system.queues) else []
+    print(f"\nquarantined by reason: {dict(sorted(reasons.items())) or 'none'}")
+    print(f"on-failure destination (failures queue): {len(failures)} message(s)")
+    print(f"function logs: {stack.workdir / 'logs'}")
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from streamsense_local.samples import Sample, run_sample
+
+    path = Path(args.event)
+    with _start(args) as stack:
+        stack.system.function(args.function)
+        result = run_sample(stack, Sample(args.function, path))
+        inv = result.invocation
+        print(f"# {args.function} <- {path}  ({'cold' if inv.cold else 'warm'}, init {inv.init_ms or 0:.0f} ms, duration {inv.duration_ms:.1f} ms)")
+        if inv.ok:
+            print("## response")
+            print(_dump(inv.response))
+        else:
+            print("## error")
+            print(_dump(inv.error))
+        if inv.metrics:
+            print("## metrics")
+            print(_dump(inv.metrics))
+        print("## changes")
+        print(_dump(result.changes.as_dict()))
+        if args.logs:
+            print("## logs")
+            print(inv.logs, end="")
+        return 0 if inv.ok else 1
+
+
+def _stdin_commands(stack: LocalStack, stop: threading.Event) -> None:
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        try:
+            if words[0] == "tick" and len(words) == 2:
+                print(f"tick {words[1]}: request {stack.tick(words[1])}", flush=True)
+            elif words[0] == "stats":
+                print_table(stack.summary_rows())
+            elif words[0] in ("quit", "exit"):
+                stop.set()
+                return
+            else:
+                print("commands: tick FUNCTION | stats | quit", flush=True)
+        except (KeyError, ValueError) as exc:
+            print(f"error: {exc}", flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    with _start(args, duplicate_s3_notifications=args.duplicate_s3) as stack:
+        print(f"streamsense local stack on {stack.endpoint}")
+        print("# for boto3 and the aws CLI:")
+        for k, v in stack.env_exports().items():
+            print(f"export {k}={v}")
+        print("# resources:")
+        for s in stack.system.streams:
+            print(f"  stream  {s.name:<20} {stack.physical('stream', s.name)} ({s.shards} shard(s))")
+        for t in stack.system.tables:
+            print(f"  table   {t.name:<20} {stack.physical('table', t.name)}")
+        for b in stack.system.buckets:
+            print(f"  bucket  {b.name:<20} {stack.physical('bucket', b.name)}")
+        for q in stack.system.queues:
+            print(f"  queue   {q.name:<20} {stack.queue_url(q.name)}")
+        for fn, _, trigger in stack.schedules:
+            print(f"  schedule {fn.name}: {trigger.expression} (type 'tick {fn.name}' to fire now)")
+        print(f"function logs: {stack.workdir / 'logs'}", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        threading.Thread(target=_stdin_commands, args=(stack, stop), daemon=True).start()
+        printed = 0
+
+        def show() -> None:
+            nonlocal printed
+            with stack._lock:
+                new = stack.history[printed:]
+                printed = len(stack.history)
+            for h in new:
+                status = "ok" if h.ok else f"ERROR {h.error_type}"
+                failures = len((h.response or {}).get("batchItemFailures", [])) if isinstance(h.response, dict) else 0
+                extra = f", {failures} item failure(s)" if failures else ""
+                print(f"{time.strftime('%H:%M:%S')} {h.function} <- {h.source}: {len(h.ids)} record(s) {status}{extra} ({h.duration_ms:.0f} ms)", flush=True)
+
+        stack.run_forever(stop, on_progress=show)
+        show()
+        _report(stack)
+    return 0
+
+
+def _consumers(stack: LocalStack, stream: str) -> int:
+    return sum(1 for m in stack.kinesis_mappings if m.trigger.stream == stream)
+
+
+def _finished(stack: LocalStack) -> int:
+    return sum(m.counters.records_delivered + m.counters.records_to_destination for m in stack.kinesis_mappings) + sum(
+        q.counters.records_delivered + q.counters.records_to_destination for q in stack.async_queues.values()
+    )
+
+
+def _drain_with_progress(stack: LocalStack, total: int | None, timeout_s: float) -> float:
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    with tqdm(total=total, unit="rec", desc="delivered", dynamic_ncols=True) as bar:
+
+        def update() -> None:
+            bar.n = _finished(stack)
+            bar.refresh()
+
+        stack.drain(timeout_s=timeout_s, on_progress=update)
+        update()
+    return time.perf_counter() - started
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    with _start(args, duplicate_s3_notifications=args.duplicate_s3, record_history=False) as stack:
+        t0 = time.perf_counter()
+        if args.s3:
+            bucket, _, key = args.s3.partition("/")
+            if not key:
+                raise SystemExit("--s3 takes BUCKET/KEY (the bucket's logical name, e.g. exports/viewing-history/day.csv)")
+            stack.put_object(bucket, key, Path(args.file).read_bytes())
+            print(f"put s3://{stack.physical('bucket', bucket)}/{key}")
+            total = None
+        else:
+            with open(args.file, "rb") as f:
+                lines = [line.rstrip(b"\r\n") for line in f if line.strip()]
+            counts = stack.put_events(lines, stream=args.stream)
+            print(f"put {len(lines)} records in {time.perf_counter() - t0:.1f} s: {counts}")
+            total = sum(n * _consumers(stack, s) for s, n in counts.items())
+        elapsed = _drain_with_progress(stack, total, args.timeout)
+        print(f"delivered in {elapsed:.1f} s (runtime clock advanced {stack.clock.offset:.0f} s past waits)")
+        _report(stack)
+        return 0 if all(r["errors"] == 0 for r in stack.summary_rows()) else 2
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    from streamsense_local.samples import diff, snapshot
+
+    with _start(args) as stack:
+        stack.record_events = True
+        before = snapshot(stack)
+        request = stack.tick(args.function)
+        stack.drain()
+        calls = [h for h in stack.history if h.function == args.function]
+        print(f"# {args.function} <- schedule (request {request}): {len(calls)} invocation(s)")
+        for h in calls:
+            print(_dump({"ok": h.ok, "error": h.error_type, "response": h.response, "event": h.event}))
+        print("## changes")
+        print(_dump(diff(stack, before, snapshot(stack)).as_dict()))
+        return 0 if calls and calls[-1].ok else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Every sample event through the whole stack: Kinesis samples' records into their streams
+    (every mapping on the stream sees them), SQS bodies into their queues, S3 samples' setup
+    objects into their buckets (the notification does the rest), schedules ticked."""
+    from infra.system import KinesisTrigger, ScheduleTrigger, SqsTrigger
+    from streamsense_local.samples import discover, kinesis_payloads, source_kind
+
+    samples = discover(Path(args.events))
+    if not samples:
+        print(f"no sample events under {args.events}")
+        return 1
+    with _start(args, record_history=False) as stack:
+        put: Counter[str] = Counter()
+        for sample in samples:
+            try:
+                fn = stack.system.function(sample.function)
+            except KeyError:
+                print(f"skip {sample.path}: no function {sample.function!r} in the system")
+                continue
+            event = sample.event()
+            kind = source_kind(event)
+            if kind == "kinesis":
+                stream = next(t.stream for t in fn.triggers if isinstance(t, KinesisTrigger))
+                stack.put_records(stream, kinesis_payloads(event))
+                put[f"kinesis:{stream}"] += len(event["Records"])
+            elif kind == "sqs":
+                queue = next(t.queue for t in fn.triggers if isinstance(t, SqsTrigger))
+                stack.send_messages(queue, [r["body"] for r in event["Records"]])
+                put[f"sqs:{queue}"] += len(event["Records"])
+            elif kind == "s3":
+                root = sample.setup_dir / "buckets"
+                for path in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []:
+                    rel = path.relative_to(root).parts
+                    stack.put_object(rel[0], "/".join(rel[1:]), path.read_bytes())
+                    put[f"s3:{rel[0]}"] += 1
+            elif kind == "schedule" and any(isinstance(t, ScheduleTrigger) for t in fn.triggers):
+                stack.tick(fn.name)
+                put["schedule"] += 1
+        print(f"replaying {len(samples)} sample files: {dict(put)}")
+        total = sum(n * _consumers(stack, k.split(":", 1)[1]) for k, n in put.items() if k.startswith("kinesis:")) or None
+        elapsed = _drain_with_progress(stack, total, args.timeout)
+        print(f"delivered in {elapsed:.1f} s")
+        _report(stack)
+        return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    with _start(args) as stack:
+        print(_dump(stack.describe()))
+    return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    from streamsense_local import perf
+
+    return perf.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamsense", description="streamsense's local AWS runtime (moto + Lambda semantics)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--functions-dir", default=None, help="folder of <function>/handler.py (default: functions/)")
+    common.add_argument("--server-mode", choices=("process", "thread"), default="process", help="moto in its own process (default) or a thread")
+    common.add_argument("--log-level", default="INFO", help="POWERTOOLS_LOG_LEVEL for the functions")
+    common.add_argument("--workdir", default=None, help="keep logs and policies here (default: a temporary folder)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("invoke", parents=[common], help="invoke a function once with a sample event (fresh stack)")
+    p.add_argument("function")
+    p.add_argument("--event", "-e", required=True, help="events/<function>/<scenario>.json")
+    p.add_argument("--logs", action="store_true", help="also print the function's log output")
+    p.set_defaults(func=cmd_invoke)
+
+    p = sub.add_parser("up", parents=[common], help="run the local stack until Ctrl-C")
+    p.add_argument("--duplicate-s3", action="store_true", help="deliver every S3 notification twice")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("replay", parents=[common], help="push a JSON-lines file through Kinesis (or a file through S3)")
+    p.add_argument("file")
+    p.add_argument("--s3", metavar="BUCKET/KEY", help="drop FILE into this bucket (logical name) and key instead")
+    p.add_argument("--stream", help="put every line into this stream instead of routing by event type")
+    p.add_argument("--duplicate-s3", action="store_true", help="deliver every S3 notification twice")
+    p.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("tick", parents=[common], help="fire a function's schedule now (fresh stack)")
+    p.add_argument("function")
+    p.set_defaults(func=cmd_tick)
+
+    p = sub.add_parser("run", parents=[common], help="replay every sample event through the stack, with a summary")
+    p.add_argument("--events", default=str(Path(__file__).resolve().parents[2] / "events"))
+    p.add_argument("--timeout", type=float, default=900.0)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("describe", parents=[common], help="print the provisioned stack (normalized)")
+    p.set_defaults(func=cmd_describe)
+
+    from streamsense_local import perf
+
+    p = sub.add_parser("perf", help="records/s through Kinesis to a no-op handler; container init times")
+    perf.add_arguments(p)
+    p.set_defaults(func=cmd_perf)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -104,10 +104,10 @@ def test_a_producer_duplicate_counts_once(fresh: LocalStack) -> None:
     [
         ("bad-malformed-json.json", "malformed_json"),
         ("bad-unknown-type.json", "unknown_type"),
-        ("bad-missing-fields.json", "invalid_fields"),
-        ("bad-zero-propensity.json", "invalid_fields"),
+        ("bad-invalid-fields--missing-propensity.json", "invalid_fields"),
+        ("bad-invalid-fields--zero-propensity.json", "invalid_fields"),
         ("bad-oversized.json", "oversized"),
-        ("bad-not-base64.json", "undecodable"),
+        ("bad-undecodable--not-base64.json", "undecodable"),
     ],
 )
 def test_each_bad_sample_is_quarantined_with_its_reason(fresh: LocalStack, name: str, reason: str) -> None:
@@ -124,6 +124,7 @@ def test_a_mixed_batch_applies_the_good_and_quarantines_the_rest(fresh: LocalSta
     assert inv.ok and inv.response == {"batchItemFailures": []}
     reasons = sorted(json.loads(m)["reason"] for m in fresh.receive_all("quarantine"))
     assert reasons == ["invalid_fields", "invalid_fields", "malformed_json", "oversized", "unknown_type"]
+    assert reasons == sorted(json.loads((EVENTS / "mixed-good-and-bad.expect.json").read_text())["quarantine"])
     assert title_rows(_table(fresh))["title-up"].variants["trailer-long"].to_list()[:2] == [1, 1]
 
 
@@ -179,3 +180,17 @@ def test_stream_replay_through_two_shards_matches_one_ordered_pass(fresh: LocalS
     assert _table(fresh) == items
     stats = fresh.stats["content_bandit"].metrics
     assert stats["ImpressionsApplied"] == 400 and stats["ImpressionsDuplicate"] == 400
+
+
+def test_a_known_members_context_is_read_from_the_table(fresh: LocalStack) -> None:
+    from streamsense.storage import DynamoTable
+
+    setup = json.loads((EVENTS / "engaged-member.setup" / "tables" / "content.json").read_text())
+    DynamoTable(fresh.physical("table", "content"), client=fresh.client("dynamodb")).put_many(setup)
+    inv = fresh.invoke("content_bandit", _event("engaged-member.json"))
+    assert inv.ok and inv.response == {"batchItemFailures": []}
+    items = _table(fresh)
+    face = title_rows(items)["title-dune"].variants["art-face"]
+    # Slot 1, has played Dune, played art-face twice before: features (1, 0, 0, 1, 1, 1), played.
+    assert (face.n, face.plays, face.z.tolist(), face.zr.tolist()) == (1, 1, [1, 0, 0, 1, 1, 1], [1, 0, 0, 1, 1, 1])
+    assert items[("member#prof-7a", "content")]["titles"]["title-dune"]["v"] == {"art-face": 3}

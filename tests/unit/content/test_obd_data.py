@@ -49,3 +49,17 @@ def test_bts_value_from_the_random_log(obd: dict) -> None:
     assert est["ipw"].value == pytest.approx(by_hand, rel=1e-12)
     assert round(est["ipw"].value, 6) == 0.005656
     assert round(est["snipw"].value, 6) == 0.005740
+
+
+def test_the_benchmark_split_is_the_one_reported(obd: dict) -> None:
+    from streamsense_bench.bandit import SPLIT, train_stats
+
+    rnd = obd["random"]
+    late = rnd.timestamp >= SPLIT
+    assert (int((~late).sum()), int(rnd.click[~late].sum())) == (5653, 23)
+    assert (int(late.sum()), int(rnd.click[late].sum())) == (4347, 23)
+    stats = train_stats(rnd.subset(~late))
+    assert (stats.impressions, stats.plays) == (5653, 23)
+    # Engaged rows and the logged item's affinity enter the statistics as documented.
+    assert int(sum(s.z[3] for s in stats.variants.values())) == int(rnd.subset(~late).engaged.sum()) == 293
+    assert int(sum(s.z[4] for s in stats.variants.values())) == 13

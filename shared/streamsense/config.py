@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Any
 
 from streamsense.storage import DynamoTable, S3ObjectStore, SqsQueue
 
@@ -26,11 +27,11 @@ def resource_name(kind: str, name: str) -> str:
 
 
 @cache
-def _client(service: str):  # type: ignore[no-untyped-def]
+def _client(service: str) -> Any:
     import boto3
 
     # AWS_ENDPOINT_URL (set by the local runtime) points every client at the local stack.
-    return boto3.client(service)
+    return boto3.client(service)  # type: ignore[call-overload]
 
 
 def table(name: str) -> DynamoTable:

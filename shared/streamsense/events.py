@@ -162,6 +162,8 @@ class ImpressionPayload(_Strict):
     position: Annotated[int, Field(ge=0, le=1000)]
     propensity: Annotated[float, Field(gt=0, le=1)]
     played: bool
+    # Which policy version chose the variant: off-policy evaluation is per version.
+    policy: Annotated[str, Field(max_length=128)] | None = None
 
 
 # ---- envelopes ----------------------------------------------------------------------------

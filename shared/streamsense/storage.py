@@ -396,7 +396,7 @@ class SqsQueue:
 
     def send_many(self, bodies: Sequence[str]) -> None:
         for chunk in _chunks(list(bodies), MAX_SQS_BATCH):
-            entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
+            entries: list[Any] = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
             for delay in (*_RETRY_DELAYS, None):
                 self.requests += 1
                 response = self._client.send_message_batch(QueueUrl=self.url, Entries=entries)

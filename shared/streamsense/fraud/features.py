@@ -63,6 +63,7 @@ from streamsense.fraud.windows import (
 from streamsense.privacy import Pseudonymizer, ip_prefix
 
 LABEL_DELAY_DAYS = 7
+HEARTBEAT_EVERY_MS = 5 * 60_000  # heartbeats kept per session at most this often
 CUSTOMER_WINDOWS = (1, 7, 30)
 TERMINAL_WINDOWS = (1, 7, 30)
 
@@ -79,6 +80,8 @@ EXTRA_FEATURES: tuple[str, ...] = (
     "CUSTOMER_ID_AMOUNT_Z_30DAY",  # (amount - mean of the other payments) / their std
     "CUSTOMER_ID_AMOUNT_RATIO_30DAY",  # amount / mean of the other payments in 30 days
     "CUSTOMER_ID_AMOUNT_RATIO_7DAY",
+    "CUSTOMER_ID_AMOUNT_RATIO_BASE",  # amount / mean of (t - 44d, t - 14d]: before a takeover
+    "CUSTOMER_ID_AMOUNT_Z_BASE",
     "CUSTOMER_ID_NB_TX_1HOUR",
     "CUSTOMER_ID_HOURS_SINCE_PREV",
     "CUSTOMER_ID_KNOWN_FRAUD_30DAY",  # the account's payments labeled fraud, known at t
@@ -155,6 +158,14 @@ def payment_feature_matrix(acct: PaymentRows, merch: PaymentRows, q_acct: I64, q
                 cols["CUSTOMER_ID_AMOUNT_Z_30DAY"] = np.divide(
                     amount - mean_o, std + 1.0, out=np.full(n, np.nan), where=others > 1
                 )
+    a, b = A.window(A.key[pos], ts, 44 * MS_PER_DAY, 14 * MS_PER_DAY)
+    cnt = (b - a).astype(np.float64)
+    mean_b = np.divide(range_sum(p1, a, b), cnt, out=np.full(n, np.nan), where=cnt > 0)
+    var_b = np.divide(range_sum(p2, a, b), cnt, out=np.full(n, np.nan), where=cnt > 0) - mean_b**2
+    cols["CUSTOMER_ID_AMOUNT_RATIO_BASE"] = np.divide(amount, mean_b, out=np.full(n, np.nan), where=(cnt > 0) & (mean_b > 0))
+    cols["CUSTOMER_ID_AMOUNT_Z_BASE"] = np.divide(
+        amount - mean_b, np.sqrt(np.maximum(var_b, 0.0)) + 1.0, out=np.full(n, np.nan), where=cnt > 1
+    )
     prev = A.previous(pos)
     cols["CUSTOMER_ID_HOURS_SINCE_PREV"] = np.where(
         prev >= 0, (ts - A.ts[np.maximum(prev, 0)]) / MS_PER_HOUR, np.nan
@@ -331,6 +342,8 @@ def event_rows(event: Event, keys: EntityKeys) -> EventRows:
     if event.type == "payment":
         out.rows.append((keys.card(p.card_number), row))
         out.rows.append((keys.merchant(p.merchant_id), row))
+    if event.type in ("playback_heartbeat", "playback_stop"):
+        return out  # session liveness is account state; shared entities need starts only
     if device is not None:
         out.rows.append((keys.device(device.device_id), row))
     if network is not None:
@@ -350,6 +363,7 @@ class BatchFeatures:
     event_keys: list[list[str]]
     new_rows: int
     items_written: int
+    activity: list[Activity | None] = field(default_factory=list)
 
 
 def _payment_rows(logs: Sequence[EntityLog]) -> tuple[PaymentRows, dict[tuple[int, int], int]]:
@@ -400,7 +414,17 @@ class StreamingFeatures:
         logs = self.store.load(wanted)
         new_rows = 0
         by_key: dict[str, list[npt.NDArray[Any]]] = {}
+        last_seen: dict[tuple[str, int], int] = {}  # (account, session) -> newest playback row
         for er in per_event:
+            if er.event.type == "playback_heartbeat" and er.rows:
+                k, row = er.rows[0]
+                sk = (k, int(row["session"][0]))
+                if sk not in last_seen:
+                    mine = logs[k].rows[logs[k].rows["session"] == sk[1]]
+                    last_seen[sk] = int(mine["ts"].max()) if len(mine) else -(2**62)
+                if int(row["ts"][0]) - last_seen[sk] < HEARTBEAT_EVERY_MS:
+                    continue  # thinned: sessions need a sign of life every few minutes, not more
+                last_seen[sk] = int(row["ts"][0])
             for k, row in er.rows:
                 by_key.setdefault(k, []).append(row)
         for k, rows in by_key.items():
@@ -430,7 +454,148 @@ class StreamingFeatures:
                 qm.append(m_index[(m_pos[self.keys.merchant(payments[i].merchant_id)], eid)])
             matrix = payment_feature_matrix(acct, merch, np.array(qa), np.array(qm))
 
+        activity: list[Activity | None] = []
+        for er in per_event:
+            e = er.event
+            if e.type in ("label", "impression", "playback_heartbeat", "playback_stop") or not er.rows:
+                activity.append(None)
+                continue
+            acct_log = logs[self.keys.account(e.account_id)]
+            stored = acct_log.rows[acct_log.rows["src"] == er.rows[0][1]["src"][0]]
+            # a replayed event keeps the arrival position it got the first time
+            activity.append(activity_features(e, stored[:1] if len(stored) else er.rows[0][1], logs, self.keys))
+
         for k, log in logs.items():
             log.prune(HORIZON_MS[k.split("#", 1)[0]])
         written = self.store.save(logs)
-        return BatchFeatures(pay_idx, matrix, logs, [[k for k, _ in er.rows] for er in per_event], new_rows, written)
+        return BatchFeatures(
+            pay_idx, matrix, logs, [[k for k, _ in er.rows] for er in per_event], new_rows, written, activity
+        )
+
+
+# ---- account-activity features (for the rules) ----------------------------------------------
+
+EARTH_RADIUS_KM = 6371.0088
+SESSION_IDLE_MS = 10 * 60_000  # a session with no row for this long is over
+STUFFING_WINDOW_MS = 10 * 60_000
+CARD_TESTING_WINDOW_MS = MS_PER_HOUR
+SMALL_AMOUNT = 5.0  # card testers probe with amounts at or below this
+HISTORY_MS = 30 * MS_PER_DAY
+
+
+def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(np.asarray(lon2) - np.asarray(lon1))
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the rules look at for one event (None where it does not apply)."""
+
+    event_type: str
+    country: str = ""
+    asn: int = 0
+    # travel since the account's previous located event
+    prev_distance_km: float | None = None
+    prev_hours: float | None = None
+    prev_asn: int = 0
+    # devices and countries of the account in the last 30 days, before this event
+    device_seen: bool | None = None
+    country_seen: bool | None = None
+    sensitive_change: bool = False
+    # playback
+    active_streams: int = 0
+    plan_streams: int = 0
+    max_stream_distance_km: float = 0.0
+    # credential stuffing: distinct accounts with failed logins in the last 10 minutes
+    ip24_failed_accounts: int = 0
+    asn_failed_accounts: int = 0
+    login_failed: bool = False
+    # card testing: small declined payments in the last hour
+    card_small_declines: int = 0
+    account_small_declines: int = 0
+    ip24_small_declines: int = 0
+
+
+def _before(rows: npt.NDArray[Any], ts: int, seq: int) -> npt.NDArray[Any]:
+    """Rows that arrived before (ts, seq): the state this event sees, itself excluded."""
+    return rows[(rows["ts"] < ts) | ((rows["ts"] == ts) & (rows["seq"] < seq))]
+
+
+def _upto(rows: npt.NDArray[Any], ts: int, seq: int) -> npt.NDArray[Any]:
+    return rows[(rows["ts"] < ts) | ((rows["ts"] == ts) & (rows["seq"] <= seq))]
+
+
+def activity_features(event: Event, row: npt.NDArray[Any], logs: dict[str, EntityLog], keys: EntityKeys) -> Activity:
+    """Account-activity features of one event, from the entity logs after its batch was added
+    (rows that arrived after it are ignored, so the answer does not depend on batch bounds)."""
+    r = row[0]
+    ts, seq = int(r["ts"]), int(r["seq"])
+    p: Any = event.payload
+    network = getattr(p, "network", None)
+    device = getattr(p, "device", None)
+    acct = logs.get(keys.account(event.account_id))
+    acct_rows = acct.rows[acct.rows["kind"] != LABEL] if acct is not None else empty_rows()
+    prior = _before(acct_rows, ts, seq)
+    recent = prior[prior["ts"] > ts - HISTORY_MS]
+    out: dict[str, Any] = {"event_type": event.type}
+    if network is not None:
+        out["country"], out["asn"] = network.country, int(network.asn)
+        located = prior[(prior["flags"] & HAS_GEO) > 0]
+        if len(located):
+            last = located[-1]
+            out["prev_distance_km"] = float(haversine_km(last["lat"], last["lon"], r["lat"], r["lon"]))
+            out["prev_hours"] = (ts - int(last["ts"])) / MS_PER_HOUR
+            out["prev_asn"] = int(last["asn"])
+        out["country_seen"] = bool((recent["country"] == r["country"]).any())
+    if device is not None:
+        out["device_seen"] = bool((recent["device"] == r["device"]).any())
+    out["sensitive_change"] = bool(r["flags"] & SENSITIVE) and event.type == "account_change"
+
+    if event.type == "playback_start" and acct is not None:
+        out["plan_streams"] = acct.plan
+        play = _upto(acct_rows, ts, seq)
+        play = play[np.isin(play["kind"], (PLAYBACK_START, PLAYBACK_HEARTBEAT, PLAYBACK_STOP)) & (play["ts"] > ts - SESSION_IDLE_MS * 36)]
+        sessions: dict[int, npt.NDArray[Any]] = {}
+        for row_ in play:  # rows are in arrival order: the last one per session wins
+            sessions[int(row_["session"])] = row_
+        live = [s for s in sessions.values() if s["kind"] != PLAYBACK_STOP and s["ts"] > ts - SESSION_IDLE_MS]
+        out["active_streams"] = len(live)
+        if len(live) > 1:
+            lat = np.array([s["lat"] for s in live], dtype=np.float64)
+            lon = np.array([s["lon"] for s in live], dtype=np.float64)
+            d = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+            out["max_stream_distance_km"] = float(d.max())
+
+    if event.type == "login":
+        out["login_failed"] = not p.success
+        if network is not None:
+            for name, key in (("ip24_failed_accounts", keys.ip24(network.ip)), ("asn_failed_accounts", keys.asn(network.asn))):
+                log = logs.get(key)
+                if log is None:
+                    continue
+                rows = _upto(log.rows, ts, seq)
+                m = (rows["kind"] == LOGIN) & ((rows["flags"] & FAILED) > 0) & (rows["ts"] > ts - STUFFING_WINDOW_MS)
+                out[name] = len(np.unique(rows["account"][m]))
+
+    if event.type == "payment":
+
+        def small_declines(key: str | None) -> int:
+            log = logs.get(key) if key else None
+            if log is None:
+                return 0
+            rows = _upto(log.rows, ts, seq)
+            m = (
+                (rows["kind"] == PAYMENT)
+                & ((rows["flags"] & FAILED) > 0)
+                & (rows["amount"] <= SMALL_AMOUNT)
+                & (rows["ts"] > ts - CARD_TESTING_WINDOW_MS)
+            )
+            return int(m.sum())
+
+        out["card_small_declines"] = small_declines(keys.card(p.card_number))
+        out["account_small_declines"] = small_declines(keys.account(event.account_id))
+        out["ip24_small_declines"] = small_declines(keys.ip24(network.ip) if network is not None else None)
+    return Activity(**out)

@@ -67,7 +67,7 @@ HAS_GEO = 4  # lat/lon/country/asn are known
 
 #: Entity kinds and how far back their features look (the log keeps that much history).
 HORIZON_MS: dict[str, int] = {
-    "acct": 31 * MS_PER_DAY,
+    "acct": 45 * MS_PER_DAY,  # the amount baseline looks 44 days back
     "card": 31 * MS_PER_DAY,
     "merch": 68 * MS_PER_DAY,  # 7-day label delay + 60-day risk window, plus a day
     "ip24": 1 * MS_PER_DAY,
@@ -164,6 +164,9 @@ class EntityLog:
             return
         newest = int(self.rows["ts"].max())
         keep = self.own["ts"] > newest - horizon_ms
+        # session liveness rows matter for hours, not for the entity's whole horizon
+        short = np.isin(self.own["kind"], (PLAYBACK_HEARTBEAT, PLAYBACK_STOP))
+        keep &= ~short | (self.own["ts"] > newest - MS_PER_DAY)
         own = self.own[keep]
         if len(own) > MAX_ROWS:
             own = own[-MAX_ROWS:]

@@ -404,7 +404,9 @@ class StreamingFeatures:
         self._last_stamp = stamp
         return stamp
 
-    def process(self, events: Sequence[Event]) -> BatchFeatures:
+    def process(self, events: Sequence[Event], *, save: bool = True) -> BatchFeatures:
+        """Features of a batch. With ``save=False`` the caller saves ``logs`` itself (after its
+        own writes, so that a failure in between is retried with the same answer)."""
         per_event = [event_rows(e, self.keys) for e in events]
         base = self._stamp()
         for i, er in enumerate(per_event):
@@ -429,6 +431,10 @@ class StreamingFeatures:
                 by_key.setdefault(k, []).append(row)
         for k, rows in by_key.items():
             new_rows += logs[k].add(np.concatenate(rows))
+        for er in per_event:
+            for k, _ in er.rows:
+                if not k.startswith("acct#"):
+                    logs[k].link(er.event.account_id)
         for er in per_event:
             if er.event.type == "signup":
                 log = logs[self.keys.account(er.event.account_id)]
@@ -467,7 +473,7 @@ class StreamingFeatures:
 
         for k, log in logs.items():
             log.prune(HORIZON_MS[k.split("#", 1)[0]])
-        written = self.store.save(logs)
+        written = self.store.save(logs) if save else 0
         return BatchFeatures(
             pay_idx, matrix, logs, [[k for k, _ in er.rows] for er in per_event], new_rows, written, activity
         )

@@ -79,6 +79,7 @@ HORIZON_MS: dict[str, int] = {
 #: become lower bounds, which for the rules (thresholds far below this) changes nothing.
 MAX_ROWS = 3000
 SLOT_REGISTRY: Key = ("_registry", "slots")
+MAX_LINKED = 50
 
 
 def id_hash(value: str) -> int:
@@ -143,6 +144,14 @@ class EntityLog:
     plan: int = 0
     saturated: bool = False
     changed: bool = False
+    accounts: list[str] = field(default_factory=list)  # recent accounts seen on a shared entity
+
+    def link(self, account_id: str) -> None:
+        """Remember an account seen on this entity (investigations list linked accounts)."""
+        if account_id in self.accounts:
+            return
+        self.accounts = [*self.accounts, account_id][-MAX_LINKED:]
+        self.changed = True
 
     def add(self, new: npt.NDArray[Any]) -> int:
         """Add rows not seen before (by src); returns how many were new."""
@@ -191,19 +200,19 @@ class FraudStateStore:
     BatchGetItem round for every (entity, slot) of a batch, one BatchWriteItem round for the
     items that changed."""
 
-    def __init__(self, table: Table, slot: str = "local") -> None:
+    def __init__(self, table: Table, slot: str | None = "local") -> None:
         self.table = table
-        self.slot = slot
+        self.slot = slot  # None: a read-only reader (the investigation function)
         self._slots: list[str] | None = None
 
     def slots(self) -> list[str]:
         """Every writer slot in use, registering this one the first time (conditional write)."""
-        if self._slots is not None and self.slot in self._slots:
+        if self._slots is not None and (self.slot is None or self.slot in self._slots):
             return self._slots
         for _ in range(5):
             reg = self.table.get_many([SLOT_REGISTRY]).get(SLOT_REGISTRY)
             slots = sorted(reg.get("slots", [])) if reg else []
-            if self.slot in slots:
+            if self.slot is None or self.slot in slots:
                 self._slots = slots
                 return slots
             version = reg.get("version") if reg else None
@@ -232,6 +241,7 @@ class FraudStateStore:
                 parts.append(rows)
                 log.plan = max(log.plan, int(item.get("plan", 0)))
                 log.saturated = log.saturated or bool(item.get("saturated", False))
+                log.accounts = list(dict.fromkeys([*log.accounts, *item.get("accounts", [])]))[-MAX_LINKED:]
                 if s == self.slot:
                     log.own = rows
             log.rows = merge_rows(*parts) if parts else empty_rows()
@@ -240,6 +250,8 @@ class FraudStateStore:
 
     def save(self, logs: Mapping[str, EntityLog]) -> int:
         """Write the logs that changed; returns how many items were written."""
+        if self.slot is None:
+            raise RuntimeError("a read-only state store cannot save")
         items: list[Item] = []
         for log in logs.values():
             if not log.changed:
@@ -254,6 +266,7 @@ class FraudStateStore:
                     "n": len(log.own),
                     "plan": log.plan,
                     "saturated": log.saturated,
+                    "accounts": log.accounts,
                     "expires_at": (newest + HORIZON_MS.get(kind, 31 * MS_PER_DAY)) // 1000,
                 }
             )

@@ -13,7 +13,8 @@ member's top-N with the current model (one BatchGetItem and one BatchWriteItem p
 members).
 
 DynamoDB layout in the ``recs`` table (shared with delivery_prefs, which uses other sort keys):
-``member#<profile>`` / ``recs``: history, region, top (title, score, reason, because, text),
+``member#<profile>`` / ``recs``: history (JSON [title, seconds] pairs, newest first), region,
+top (title, score, reason, because, text),
 model_version, updated_at, expires_at (TTL); ``region#<R>`` / ``recs#trending``;
 ``title#<id>`` / ``recs#similar``.
 """
@@ -194,8 +195,8 @@ def write_serving_rows(rec: Recommender, plays: Plays, table: Table, version: st
     existing = table.get_many([member_key(m) for m in members])
     for m in members:
         old = existing.get(member_key(m))
-        if old and isinstance(old.get("history"), dict):
-            states[m].history = merge_history(states[m].history, {k: int(v) for k, v in old["history"].items()})
+        if old and old.get("history"):
+            states[m].history = merge_history(states[m].history, decode_history(old["history"]))
     items: list[Item] = []
     for start in range(0, len(members), 256):
         chunk = members[start:start + 256]
@@ -206,8 +207,7 @@ def write_serving_rows(rec: Recommender, plays: Plays, table: Table, version: st
         items.append({"pk": f"region#{region}", "sk": "recs#trending", "model_version": version,
                       "items": [x.to_item() for x in rec.trending(str(region), TRENDING_N)],
                       "updated_at": _iso(now)})
-    for title in rec.titles:
-        similar = rec.similar(str(title), SIMILAR_N)
+    for title, similar in sorted(rec.similar_all(SIMILAR_N).items()):
         if similar:
             items.append({"pk": f"title#{title}", "sk": "recs#similar", "model_version": version,
                           "items": [{"title": t, "score": round(s, 6)} for t, s in similar],
@@ -215,10 +215,22 @@ def write_serving_rows(rec: Recommender, plays: Plays, table: Table, version: st
     table.put_many(items)
 
 
+def encode_history(history: Mapping[str, int]) -> str:
+    """A member's history as one compact JSON string of [title, unix seconds] pairs, newest
+    first (one string attribute instead of a map of up to 500 entries: smaller items, cheaper
+    reads and writes)."""
+    pairs = sorted(history.items(), key=lambda kv: (-kv[1], kv[0]))
+    return json.dumps(pairs, separators=(",", ":"))
+
+
+def decode_history(text: str) -> dict[str, int]:
+    return {str(t): int(ts) for t, ts in json.loads(text)} if text else {}
+
+
 def member_item(member: str, state: MemberState, recs: Sequence[Any], version: str, now: float) -> Item:
     return {
         "pk": member_key(member)[0], "sk": MEMBER_SK,
-        "history": dict(state.history), "region": state.region,
+        "history": encode_history(state.history), "region": state.region,
         "top": [r.to_item() for r in recs], "model_version": version,
         "updated_at": _iso(now), "expires_at": int(now) + MEMBER_TTL_S,
     }
@@ -269,7 +281,7 @@ def apply_plays(plays: Sequence[Play], table: Table, rec: Recommender | None, ve
     for m in members:
         item = stored.get(member_key(m)) or {}
         old_items[m] = item
-        state = MemberState(history={k: int(v) for k, v in (item.get("history") or {}).items()},
+        state = MemberState(history=decode_history(item.get("history") or ""),
                             region=str(item.get("region") or by_member[m][-1].region))
         did = False
         for p in sorted(by_member[m], key=lambda p: (p.ts, p.title)):

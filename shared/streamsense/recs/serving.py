@@ -152,6 +152,39 @@ class Recommender:
                 break
         return out
 
+    def similar_all(self, n: int = 20, block: int = 1024) -> dict[str, list[tuple[str, float]]]:
+        """``similar`` for every title at once (the trainer's per-title rows), vectorized."""
+        out: dict[str, list[tuple[str, float]]] = {}
+        ease: Any = self.model.ease
+        core = self.model.core
+        dense = ease.toarray() if sp.issparse(ease) else np.asarray(ease)
+        sym = dense + dense.T
+        has = np.zeros(len(self.titles), dtype=bool)
+        for start in range(0, len(core), block):
+            rows = sym[start:start + block]
+            for k, row in enumerate(rows):
+                i = int(core[start + k])
+                full = np.full(len(self.titles), -np.inf)
+                full[core] = row
+                full[i] = -np.inf
+                full[full <= 0] = -np.inf
+                top = _top_fast(full, n)
+                if len(top):
+                    has[i] = True
+                    out[str(self.titles[i])] = [(str(self.titles[j]), float(full[j])) for j in top]
+        rest = np.flatnonzero(~has)
+        for start in range(0, len(rest), block):
+            idx = rest[start:start + block]
+            sims = (self.content[idx] @ self.content.T).toarray().astype(np.float64)
+            for k, i in enumerate(idx):
+                row = sims[k]
+                row[i] = -np.inf
+                row[row <= 0] = -np.inf
+                top = _top_fast(row, n)
+                if len(top):
+                    out[str(self.titles[i])] = [(str(self.titles[j]), float(row[j])) for j in top]
+        return out
+
     def similar(self, title: str, n: int = 20) -> list[tuple[str, float]]:
         """Titles most like ``title``: symmetrized EASE weights for titles with plays, content
         similarity (genres, tags) for the others."""
@@ -166,7 +199,8 @@ class Recommender:
             col = (self._ease_csc[:, [pos]].toarray().ravel() if sp.issparse(self._ease_csc)
                    else self._ease_csc[:, pos])
             scores[self.model.core] = row + col
-        if not scores.any():
+        scores[i] = 0.0
+        if not (scores > 0).any():
             scores = (self.content @ self.content[i].T).toarray().ravel().astype(np.float64)
         scores[i] = -np.inf
         scores[scores <= 0] = -np.inf
@@ -277,6 +311,20 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
         return finite
     order = np.lexsort((finite, -scores[finite]))
     return finite[order[:n]]
+
+
+def _top_fast(scores: np.ndarray, n: int) -> np.ndarray:
+    """``_top`` for long rows: partition first, then order the few candidates."""
+    finite = np.isfinite(scores)
+    k = int(finite.sum())
+    if k <= n:
+        return _top(scores, n)
+    part = np.argpartition(-np.where(finite, scores, -np.inf), n)[: n + 1]
+    # Ties at the boundary are resolved by index like _top: include every tied candidate.
+    cut = np.sort(scores[part])[::-1][n - 1]
+    cand = np.flatnonzero(scores >= cut)
+    order = np.lexsort((cand, -scores[cand]))
+    return cand[order[:n]]
 
 
 def states_from_plays(plays: Plays) -> dict[str, MemberState]:

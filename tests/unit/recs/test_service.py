@@ -18,6 +18,8 @@ from streamsense.recs.service import (
     ModelCache,
     Play,
     apply_plays,
+    decode_history,
+    encode_history,
     member_key,
     plays_from_events,
     retrain_from_export,
@@ -163,7 +165,8 @@ def test_missing_or_corrupt_model_keeps_the_last_good_one(stores: tuple) -> None
     assert cache.get(now=0.0) == (None, None) and cache.error is not None
     out = apply_plays([Play("an-1", "dune", 1733400000, "US")], table, None, None, now=NOW)
     assert out.stale and table.items[member_key("an-1")]["stale"] is True
-    assert table.items[member_key("an-1")]["history"] == {"dune": 1733400000}
+    assert table.items[member_key("an-1")]["history"] == '[["dune",1733400000]]'
+    assert decode_history(table.items[member_key("an-1")]["history"]) == {"dune": 1733400000}
     first = _train(stores)
     rec, version = cache.get(now=20.0)
     assert version == first.version and rec is not None
@@ -174,3 +177,10 @@ def test_missing_or_corrupt_model_keeps_the_last_good_one(stores: tuple) -> None
     rec2, version2 = cache.get(now=40.0)
     assert version2 == first.version and rec2 is rec
     assert cache.error is not None and "sha256 mismatch" in cache.error
+
+
+def test_history_encoding_round_trips_newest_first() -> None:
+    h = {"b": 20, "a": 30, "c\nx": 10}
+    assert encode_history(h) == '[["a",30],["b",20],["c\\nx",10]]'
+    assert decode_history(encode_history(h)) == h
+    assert decode_history("") == {}

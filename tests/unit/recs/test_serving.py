@@ -88,3 +88,9 @@ def test_batch_equals_one_by_one(rec: Recommender, states: dict[str, MemberState
     members = [states[m] for m in sorted(states)]
     batch = rec.recommend_many(members, 6)
     assert batch == [rec.recommend(m, 6) for m in members]
+
+
+def test_similar_all_equals_similar_title_by_title(rec: Recommender) -> None:
+    every = rec.similar_all(3)
+    assert every == {str(t): rec.similar(str(t), 3) for t in rec.titles if rec.similar(str(t), 3)}
+    assert sorted(every) == ["arrival", "blade", "coco", "dune", "foundation", "soul", "up"]

@@ -8,6 +8,8 @@
    streamsense.qoe.service.QoeHints) into an in-memory qoe table, which then holds the hints.
 3. Evaluation half (odd positions): every anchor, and the product player (HintedMPC) starting
    from the hint its segment fetches; the same player without a hint shows what the hint adds.
+4. Personalized delivery (abr_delivery): how often the audio/subtitle default is what members
+   of the simulator's traffic then pick.
 
 A family is one segment of the service's traffic: Norway HSDPA = NO / cellular_3g / mobile,
 FCC SD = US / wifi / web, FCC HD = US / ethernet / tv.
@@ -29,6 +31,7 @@ from streamsense.qoe.service import QoeHints
 from streamsense.quarantine import QuarantineSink
 from streamsense.storage import MemoryQueue, MemoryTable
 
+from streamsense_bench import abr_delivery
 from streamsense_bench.abr_anchors import Bola, BufferBased, RateBased, RobustMPC
 from streamsense_bench.abr_player import HintedMPC, PlayerHints
 from streamsense_bench.abr_sim import (
@@ -57,6 +60,7 @@ POPULATIONS: dict[str, Population] = {
 CALIBRATION = {"norway-3g": (-89.0, 34.0), "fcc-sd": (124.0, None), "fcc-hd": (140.0, None)}
 TRAINING_DAY = datetime(2024, 5, 6, tzinfo=UTC)
 GOAL_RATIO = 1.05
+DELIVERY_RUN = {"accounts": 2_000, "days": 14, "seed": 11, "warmup_days": 7}
 
 
 def segment_for(family: str) -> Segment:
@@ -242,6 +246,9 @@ def run() -> dict[str, Any]:
         ["family", "mean ratio", "median ratio", "early stalls (product / robustMPC)", "goal"],
         summary_rows,
     )
+    delivery = abr_delivery.measure(**DELIVERY_RUN)
+    results["delivery"] = delivery
+    abr_delivery.print_report(delivery)
     print(
         f"telemetry: {telemetry['events']} events from {telemetry['sessions']} training sessions, "
         f"{telemetry['events_per_s']:.0f} events/s through the handler path, "

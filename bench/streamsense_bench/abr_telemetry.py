@@ -118,6 +118,32 @@ def shard_of(partition_key: str, shards: int) -> int:
     return min(h * shards >> 128, shards - 1)
 
 
+def kinesis_record(
+    data: str, partition_key: str, shard: int, sequence: int, at_s: float
+) -> dict[str, Any]:
+    """One record as Lambda's Kinesis event source delivers it."""
+    shard_id = f"shardId-{shard:012d}"
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": partition_key,
+            "sequenceNumber": str(sequence),
+            "data": base64.b64encode(data.encode()).decode(),
+            "approximateArrivalTimestamp": at_s,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard_id}:{sequence}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/streamsense-function",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": STREAM_ARN,
+    }
+
+
+FIRST_SEQUENCE = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000
+
+
 def kinesis_batches(
     events: Sequence[PlaybackStart | PlaybackHeartbeat], *, shards: int = 2, batch_size: int = 1000
 ) -> Iterator[dict[str, Any]]:
@@ -126,25 +152,9 @@ def kinesis_batches(
     per_shard: list[list[dict[str, Any]]] = [[] for _ in range(shards)]
     for e in sorted(events, key=lambda e: (e.occurred_at, e.event_id)):
         s = shard_of(e.account_id, shards)
-        seq = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000 + len(per_shard[s]) * 10
-        shard_id = f"shardId-{s:012d}"
+        seq = FIRST_SEQUENCE + len(per_shard[s]) * 10
         per_shard[s].append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": e.account_id,
-                    "sequenceNumber": str(seq),
-                    "data": base64.b64encode(dump_event(e).encode()).decode(),
-                    "approximateArrivalTimestamp": e.occurred_at.timestamp(),
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"{shard_id}:{seq}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/streamsense-qoe-hints",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": STREAM_ARN,
-            }
+            kinesis_record(dump_event(e), e.account_id, s, seq, e.occurred_at.timestamp())
         )
     for records in per_shard:
         for i in range(0, len(records), batch_size):

@@ -19,13 +19,21 @@ Versions and wheel hashes come from uv.lock (the same resolution the venv uses),
 Lambda's CPython 3.12 on manylinux (2014 and 2_28) wheels, installed with pip --platform
 --only-binary=:all: --require-hashes, so no Docker and no compiler. boto3, botocore and their
 dependencies are left out: the python3.12 runtime provides them. What is not needed at run time
-is stripped; each category's savings are recorded in build/layers/sizes.json."""
+is stripped; each category's savings are recorded in build/layers/sizes.json.
+
+Checks that fail the build: a compiled module not built for cp312 on the target CPU, a
+Requires-Dist not met by the layers plus the runtime, a function over 250 MB (code + layers),
+and a handler that imports (through streamsense) a package none of its declared layers carries,
+e.g. numpy in a function that only declares the shared layer. There is no CPython 3.12 on the
+build host, so these checks are static; nothing is imported from the built layers."""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import email.parser
 import hashlib
+import importlib.metadata
 import json
 import re
 import shutil
@@ -299,6 +307,125 @@ def check_closure(site: Path, env: Mapping[str, str], available: set[str]) -> li
             if canonical(req.name) not in have:
                 missing.append(f"{dist.name}: {raw}")
     return missing
+
+
+# ---- do a function's layers cover its imports? -------------------------------------------------
+
+
+def _module_file(module: str, search: list[Path]) -> Path | None:
+    rel = Path(*module.split("."))
+    for root in search:
+        for candidate in (root / rel.with_suffix(".py"), root / rel / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _guarded_by_import_error(node: ast.Try) -> bool:
+    return any(
+        isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+        for h in node.handlers
+    )
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """Every module a file may import when run (module scope and inside functions), except
+    typing-only imports and optional ones guarded by ``except ImportError``."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for branch in node.orelse:
+                visit(branch)
+            return
+        if isinstance(node, ast.Try) and _guarded_by_import_error(node):
+            for part in [*node.handlers, *node.orelse, *node.finalbody]:
+                visit(part)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(), filename=str(path)))
+    return found
+
+
+def third_party_imports(handler: Path, shared_root: Path = REPO / "shared") -> dict[str, Path]:
+    """Top-level third-party modules a handler reaches through its own folder and streamsense,
+    each with the first file found importing it."""
+    search = [handler.parent, shared_root]
+    seen: set[Path] = set()
+    pending: list[tuple[Path, str]] = [(handler, "")]
+    third: dict[str, Path] = {}
+    local = {p.stem for p in handler.parent.glob("*.py")}
+    while pending:
+        path, package = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in _imports(path, package):
+            top = module.split(".")[0]
+            if top == "streamsense" or top in local:
+                parts = module.split(".")
+                # importing a.b.c runs a/__init__, a/b/__init__ and a/b/c
+                for i in range(1, len(parts) + 1):
+                    name = ".".join(parts[:i])
+                    file = _module_file(name, search)
+                    if file is not None:
+                        pkg = name if file.name == "__init__.py" else ".".join(parts[: i - 1])
+                        pending.append((file, pkg))
+            elif top and top not in sys.stdlib_module_names and top != "__future__":
+                third.setdefault(top, path)
+    return third
+
+
+def check_function_imports(
+    system: System, res: Resolution, functions_root: Path | None = None
+) -> dict[str, list[str]]:
+    """For each function with code: third-party modules it imports that none of its declared
+    layers (nor the runtime) provides. Module -> distribution comes from the build venv's
+    metadata, which is locked to the same versions."""
+    parts = partition(res)
+    by_layer = {"shared": set(parts["shared"]), "ml": set(parts["ml"]), "model": set()}
+    dists_of = {
+        k: {canonical(d) for d in v} for k, v in importlib.metadata.packages_distributions().items()
+    }
+    problems: dict[str, list[str]] = {}
+    for fn in system.functions:
+        handler = (
+            function_dir(fn.name) if functions_root is None else functions_root / fn.name
+        ) / "handler.py"
+        if not handler.is_file():
+            continue
+        available = set(parts["provided"]).union(*(by_layer[layer] for layer in fn.layers))
+        for module, source in sorted(third_party_imports(handler).items()):
+            dists = dists_of.get(module, set())
+            where = source.relative_to(REPO) if source.is_relative_to(REPO) else source.name
+            if not dists:
+                problems.setdefault(fn.name, []).append(
+                    f"{module}: not installed in the build venv"
+                )
+            elif not dists & available:
+                problems.setdefault(fn.name, []).append(
+                    f"{module} ({', '.join(sorted(dists))}, imported by {where}) "
+                    f"is not in its layers {list(fn.layers)}"
+                )
+    return problems
 
 
 # ---- the layers ------------------------------------------------------------------------------
@@ -639,6 +766,12 @@ def main(argv: list[str] | None = None) -> int:
         measure_left_out=not args.skip_provided_measure,
     )
     print_table(sizes)
+    import_problems = check_function_imports(
+        SYSTEM, resolve(REPO / "uv.lock", REPO / "pyproject.toml", "x86_64")
+    )
+    for fn_name, problems in import_problems.items():
+        for problem in problems:
+            print(f"ERROR: {fn_name} imports {problem}", file=sys.stderr)
     sizes_path = args.out / "sizes.json"
     print(
         f"\nwrote {sizes_path.relative_to(REPO) if sizes_path.is_relative_to(REPO) else sizes_path}"
@@ -647,8 +780,7 @@ def main(argv: list[str] | None = None) -> int:
     if over:
         limit_mb = LAMBDA_UNZIPPED_LIMIT_BYTES / 2**20
         print(f"ERROR: over Lambda's {limit_mb:.0f} MB unzipped limit: {over}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if over or import_problems else 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Infra tests synthesize the dev and prod stacks once per session (cdk-nag's AwsSolutions pack
 runs in that synth: an unacknowledged finding fails it). The layer root is an empty folder so
-the template never depends on whether `make layers` ran; function folders are the real ones."""
+the template never depends on whether `make layers` ran; function folders are a snapshot of
+functions/ taken at synth time."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,11 +69,17 @@ class Synth:
 def _synth(tmp_path_factory: pytest.TempPathFactory, stage: str) -> Synth:
     outdir = tmp_path_factory.mktemp(f"cdk-out-{stage}")
     layers_root = tmp_path_factory.mktemp(f"no-layers-{stage}")
+    # A snapshot of functions/, so the test sees the folders the synth saw while others add them.
+    functions_root = tmp_path_factory.mktemp(f"functions-{stage}") / "functions"
+    shutil.copytree(
+        REPO / "functions", functions_root, ignore=shutil.ignore_patterns("__pycache__")
+    )
     app, stack = build_app(
         {**cdk_json_context(), "stage": stage},
         outdir=str(outdir),
         environ=OWNER_ENV,
         layers_root=layers_root,
+        functions_root=functions_root,
     )
     assembly = app.synth()  # raises if cdk-nag reports an unacknowledged finding
     template = assembly.get_stack_by_name(stack.stack_name).template

@@ -5,6 +5,7 @@ the model layer's manifest, and sizes against the 250 MB limit. The shared layer
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from infra.assets import BUILD_LAYERS, LAMBDA_UNZIPPED_LIMIT_BYTES, REPO
 from infra.system import SYSTEM
 from layers import build as lb
+from tests.infra.test_normalize import TINY
 
 LIMIT = 250 * 1024 * 1024
 
@@ -231,3 +233,48 @@ def test_built_layers_fit_lambdas_limit() -> None:
         assert fn["bytes"] <= LIMIT, name
         assert fn["unmeasured_layers"] == [], name
     assert sizes["layers"]["ml-x86_64"]["stripped_total_bytes"] > 0
+
+
+# Reported to the lead: infra/system.py declares investigation with layers=("shared",), but its
+# handler reaches numpy (streamsense.fraud.investigation and .state import it at module scope),
+# so it would fail at cold start on Lambda. Fix: layers=("ml", "shared") for investigation.
+KNOWN_IMPORT_PROBLEMS = {
+    "investigation": [
+        "numpy (numpy, imported by shared/streamsense/fraud/investigation.py) is not in its layers ['shared']"
+    ]
+}
+
+
+def test_function_imports_are_covered_by_declared_layers(resolution: lb.Resolution) -> None:
+    # A function declaring only the shared layer must not reach numpy & co. through streamsense.
+    problems = lb.check_function_imports(SYSTEM, resolution)
+    unexpected = {k: v for k, v in problems.items() if KNOWN_IMPORT_PROBLEMS.get(k) != v}
+    assert unexpected == {}
+    if problems:
+        pytest.xfail(f"known, reported to the lead (infra/system.py): {problems}")
+
+
+def test_import_check_catches_a_shared_only_function_importing_numpy(
+    tmp_path: Path, resolution: lb.Resolution
+) -> None:
+    handler = tmp_path / "worker" / "handler.py"
+    handler.parent.mkdir()
+    (handler.parent / "helpers.py").write_text("def f():\n    import numpy as np\n    return np\n")
+    handler.write_text(
+        "from __future__ import annotations\n"
+        "from typing import TYPE_CHECKING\n"
+        "from streamsense.events import parse_event\n"
+        "import helpers\n"
+        "if TYPE_CHECKING:\n    import sklearn\n"
+        "try:\n    import pandas\nexcept ImportError:\n    pandas = None\n"
+    )
+    assert set(lb.third_party_imports(handler)) == {"numpy", "pydantic"}
+    (fn,) = TINY.functions
+    shared_only = dataclasses.replace(
+        TINY, functions=(dataclasses.replace(fn, name="worker", layers=("shared",)),)
+    )
+    assert lb.check_function_imports(shared_only, resolution, tmp_path) == {
+        "worker": ["numpy (numpy, imported by helpers.py) is not in its layers ['shared']"]
+    }
+    with_ml = dataclasses.replace(TINY, functions=(dataclasses.replace(fn, name="worker"),))
+    assert lb.check_function_imports(with_ml, resolution, tmp_path) == {}

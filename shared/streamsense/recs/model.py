@@ -68,22 +68,34 @@ STATIC_PARAMS = RecsParams(lam=400.0, min_count=2, recency_floor=1.0, w_seq=0.0,
                            pop_alpha=0.25, ease_keep=0)
 
 
-def ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
+def ease_weights(gram: np.ndarray, lam: float, overwrite: bool = False) -> np.ndarray:
     """EASE closed form in float32 via Cholesky (potrf/potri: ~3x faster than a general inverse):
-    P = (G + lam I)^-1, B = -P / diag(P), diag(B) = 0."""
-    g = np.array(gram, dtype=np.float32, order="F")
-    g[np.diag_indices_from(g)] += np.float32(lam)
+    P = (G + lam I)^-1, B = -P / diag(P), diag(B) = 0. Works in place on one n x n buffer (the
+    peak memory of training is this matrix, 4 n^2 bytes, when ``overwrite`` hands it over)."""
+    g = np.asarray(gram, dtype=np.float32)
+    # A symmetric C-ordered matrix's transpose is the same matrix in Fortran order: no copy.
+    g = g.T if g.flags.c_contiguous and not g.flags.f_contiguous else np.asfortranarray(g)
+    if not overwrite and np.shares_memory(g, gram):
+        g = g.copy(order="F")
+    n = g.shape[0]
+    g[np.diag_indices(n)] += np.float32(lam)
     c, info = lapack.spotrf(g, lower=1, overwrite_a=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"Cholesky failed ({info}): increase lam")
     p, info = lapack.spotri(c, lower=1, overwrite_c=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"inverse failed ({info})")
-    p = np.tril(p)
-    p = p + np.tril(p, -1).T
-    b = p / (-np.diag(p))
-    np.fill_diagonal(b, 0.0)
-    return np.ascontiguousarray(b, dtype=np.float32)
+    # potri fills the lower triangle: mirror it to the upper one block by block, in place.
+    block = 512
+    for s0 in range(0, n, block):
+        e0 = min(s0 + block, n)
+        diag = p[s0:e0, s0:e0]
+        p[s0:e0, s0:e0] = np.tril(diag) + np.tril(diag, -1).T
+        p[s0:e0, e0:] = p[e0:, s0:e0].T
+    d = np.diag(p).copy()
+    p /= -d[None, :]
+    p[np.diag_indices(n)] = 0.0
+    return p
 
 
 @dataclass
@@ -122,7 +134,7 @@ class RecsModel:
         core = np.flatnonzero(pop >= p.min_count).astype(np.int32)
         xc = x[:, core]
         gram = (xc.T @ xc).toarray()
-        ease: np.ndarray | sp.csr_matrix = (ease_weights(gram, p.lam) if len(core)
+        ease: np.ndarray | sp.csr_matrix = (ease_weights(gram, p.lam, overwrite=True) if len(core)
                                             else np.zeros((0, 0), np.float32))
         if p.ease_keep and len(core) > p.ease_keep:
             ease = prune_columns(np.asarray(ease), p.ease_keep)
@@ -239,14 +251,28 @@ def _cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
 
-def prune_columns(b: np.ndarray, keep: int) -> sp.csr_matrix:
+def prune_columns(b: np.ndarray, keep: int, block: int = 512) -> sp.csr_matrix:
     """Keep, for each target title (column), its ``keep`` largest-magnitude source weights:
-    the served artifact shrinks from n^2 to n*keep floats (sparse EASE)."""
-    drop = np.argpartition(-np.abs(b), keep, axis=0)[keep:, :]
-    b = b.copy()
-    np.put_along_axis(b, drop, 0.0, axis=0)
-    out = sp.csr_matrix(b, dtype=np.float32)
-    out.eliminate_zeros()
+    the served artifact shrinks from n^2 to n*keep floats (sparse EASE). Column blocks bound
+    the extra memory to n*block values."""
+    n_rows, n_cols = b.shape
+    keep = min(keep, n_rows)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    for s0 in range(0, n_cols, block):
+        part = np.asarray(b[:, s0:s0 + block])
+        mag = np.abs(part)
+        top = np.argpartition(-mag, keep - 1, axis=0)[:keep]
+        cidx = np.broadcast_to(np.arange(part.shape[1]), top.shape)
+        v = part[top, cidx]
+        nz = v != 0
+        rows.append(top[nz].astype(np.int32))
+        cols.append((cidx[nz] + s0).astype(np.int32))
+        vals.append(v[nz].astype(np.float32))
+    out = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(n_rows, n_cols), dtype=np.float32)
+    out.sort_indices()
     return out
 
 

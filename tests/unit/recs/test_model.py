@@ -92,3 +92,16 @@ def test_sparse_ease_scores_like_the_dense_one_when_nothing_is_pruned() -> None:
     assert sp.issparse(sparse.ease)
     hist = [(np.array([0, 2]), np.array([1.0, 2.0]))]
     assert np.allclose(dense.scores(hist, [2.0]), sparse.scores(hist, [2.0]), atol=1e-6)
+
+
+def test_ease_weights_leave_the_callers_matrix_alone_unless_told() -> None:
+    gram = np.array([[3.0, 3.0], [3.0, 3.0]], dtype=np.float32)
+    ease_weights(gram, 1.0)
+    assert gram.tolist() == [[3.0, 3.0], [3.0, 3.0]]
+
+
+def test_prune_in_column_blocks_equals_one_block() -> None:
+    rng = np.random.default_rng(1)
+    b = rng.standard_normal((30, 30)).astype(np.float32)
+    assert (prune_columns(b, 5, block=7) != prune_columns(b, 5, block=512)).nnz == 0
+    assert np.all(np.diff(prune_columns(b, 5).tocsc().indptr) == 5)

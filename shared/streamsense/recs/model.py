@@ -41,6 +41,10 @@ class RecsParams:
 
     lam: float = 800.0  # EASE L2 regularization
     min_count: int = 3  # plays a title needs in the window to enter the EASE core
+    # The core's size bound: EASE needs 4 n^2 bytes and ~n^3/1.5 flops, so 20,000 titles is
+    # ~1.6 GB and minutes of CPU (fits a 10 GB / 15 min Lambda); beyond it only the most-played
+    # titles are in the core and the rest are reached through transitions and content.
+    max_core: int = 20_000
     recency_floor: float = 0.05  # weight of a member's oldest plays (the newest weigh 1)
     recency_plays: float = 5.0  # e-folding length of the recency decay, in plays
     seq_window: int = 3  # transitions counted up to this many plays ahead
@@ -131,7 +135,10 @@ class RecsModel:
         x.sum_duplicates()
         x.data[:] = 1.0
         pop = np.asarray(x.sum(axis=0)).ravel().astype(np.float32)
-        core = np.flatnonzero(pop >= p.min_count).astype(np.int32)
+        core = np.flatnonzero(pop >= p.min_count)
+        if len(core) > p.max_core:
+            core = np.sort(core[np.argsort(-pop[core], kind="stable")[: p.max_core]])
+        core = core.astype(np.int32)
         xc = x[:, core]
         gram = (xc.T @ xc).toarray()
         ease: np.ndarray | sp.csr_matrix = (ease_weights(gram, p.lam, overwrite=True) if len(core)

@@ -105,3 +105,9 @@ def test_prune_in_column_blocks_equals_one_block() -> None:
     b = rng.standard_normal((30, 30)).astype(np.float32)
     assert (prune_columns(b, 5, block=7) != prune_columns(b, 5, block=512)).nnz == 0
     assert np.all(np.diff(prune_columns(b, 5).tocsc().indptr) == 5)
+
+
+def test_the_core_is_capped_to_the_most_played_titles() -> None:
+    m = _fit(RecsParams(min_count=1, max_core=2, ease_keep=0))
+    assert m.core.tolist() == [0, 2]  # item 2 (3 plays), then item 0 (2 plays, ties by index)
+    assert m.ease.shape == (2, 2)

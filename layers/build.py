@@ -520,9 +520,10 @@ def model_manifest(models: Path) -> dict[str, Any]:
     """The model layer's manifest from build/models/<model>/manifest.json files.
 
     Each model's own manifest (written by its trainer) must give ``version``; the training data
-    window and metrics are copied as given. Every artifact file is hashed here; if the model's
-    manifest lists sha256 values they must match, so a corrupt artifact fails the build instead
-    of shipping."""
+    window and metrics are copied as given. Every artifact file is hashed here and checked
+    against the sha256 its manifest declares (the trainers write ``{"artifact" | "model_key",
+    "sha256"}`` for their one artifact, or a ``files`` map), so a corrupt or missing artifact
+    fails the build instead of shipping."""
     entries = []
     if models.is_dir():
         for model_dir in sorted(p for p in models.iterdir() if p.is_dir()):
@@ -532,16 +533,30 @@ def model_manifest(models: Path) -> dict[str, Any]:
             declared = json.loads(manifest_path.read_text())
             if not declared.get("version"):
                 raise ValueError(f"{manifest_path}: no version")
+            found = {
+                f.relative_to(model_dir).as_posix(): f
+                for f in sorted(model_dir.rglob("*"))
+                if f.is_file() and f != manifest_path and "__pycache__" not in f.parts
+            }
+            expected = declared_hashes(declared, list(found))
+            missing = sorted(set(expected) - set(found))
+            if missing:
+                raise ValueError(f"{manifest_path}: declared artifacts missing: {missing}")
             files = []
-            for f in sorted(p for p in model_dir.rglob("*") if p.is_file() and p != manifest_path):
-                rel = f.relative_to(model_dir).as_posix()
+            for rel, f in found.items():
                 digest = _sha256(f)
-                expected = _declared_sha(declared, rel)
-                if expected is not None and expected != digest:
+                if rel in expected and expected[rel] != digest:
                     raise ValueError(
-                        f"{f}: sha256 {digest} does not match its manifest ({expected})"
+                        f"{f}: sha256 {digest} does not match its manifest ({expected[rel]})"
                     )
-                files.append({"path": rel, "sha256": digest, "bytes": f.stat().st_size})
+                files.append(
+                    {
+                        "path": rel,
+                        "sha256": digest,
+                        "bytes": f.stat().st_size,
+                        "verified": rel in expected,
+                    }
+                )
             entries.append(
                 {
                     "model": model_dir.name,
@@ -563,16 +578,31 @@ def model_manifest(models: Path) -> dict[str, Any]:
     return manifest
 
 
-def _declared_sha(declared: Mapping[str, Any], rel: str) -> str | None:
-    files = declared.get("files") or declared.get("sha256")
+def declared_hashes(declared: Mapping[str, Any], present: list[str]) -> dict[str, str]:
+    """path -> sha256 that a trainer's manifest declares."""
+    files = declared.get("files")
     if isinstance(files, Mapping):
-        value = files.get(rel)
-        return value.get("sha256") if isinstance(value, Mapping) else value
+        return {
+            str(k): str(v.get("sha256") if isinstance(v, Mapping) else v)
+            for k, v in files.items()
+            if v is not None
+        }
     if isinstance(files, list):
-        for item in files:
-            if isinstance(item, Mapping) and item.get("path") == rel:
-                return item.get("sha256")
-    return None
+        return {
+            str(i["path"]): str(i["sha256"])
+            for i in files
+            if isinstance(i, Mapping) and "sha256" in i
+        }
+    sha = declared.get("sha256")
+    if isinstance(sha, str):
+        artifact = declared.get("artifact") or (
+            str(declared["model_key"]).rsplit("/", 1)[-1] if declared.get("model_key") else None
+        )
+        if artifact is None and len(present) == 1:
+            artifact = present[0]
+        if artifact is not None:
+            return {str(artifact): sha}
+    return {}
 
 
 def build_model_layer(out: Path, models: Path = BUILD_MODELS) -> LayerResult:

@@ -149,6 +149,7 @@ def test_model_layer_manifest_hashes_and_checks(tmp_path: Path) -> None:
             "path": "model.npz",
             "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
             "bytes": 3,
+            "verified": True,
         }
     ]
     assert (tmp_path / "out" / "model" / "models" / "fraud" / "model.npz").read_bytes() == b"abc"
@@ -278,3 +279,66 @@ def test_import_check_catches_a_shared_only_function_importing_numpy(
     }
     with_ml = dataclasses.replace(TINY, functions=(dataclasses.replace(fn, name="worker"),))
     assert lb.check_function_imports(with_ml, resolution, tmp_path) == {}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "present", "expected"),
+    [
+        # the fraud trainer's shape
+        ({"artifact": "model.npz", "sha256": "aa"}, ["model.npz"], {"model.npz": "aa"}),
+        # the recs trainer's shape (S3 key of its one artifact)
+        ({"model_key": "recs/v1/model.npz", "sha256": "bb"}, ["model.npz"], {"model.npz": "bb"}),
+        ({"sha256": "cc"}, ["only.npz"], {"only.npz": "cc"}),
+        ({"sha256": "cc"}, ["a.npz", "b.json"], {}),  # ambiguous: nothing declared per file
+        (
+            {"files": {"a.npz": {"sha256": "dd"}, "b.json": "ee"}},
+            ["a.npz", "b.json"],
+            {"a.npz": "dd", "b.json": "ee"},
+        ),
+        ({"files": [{"path": "a.npz", "sha256": "ff"}]}, ["a.npz"], {"a.npz": "ff"}),
+    ],
+)
+def test_declared_hashes_reads_each_trainers_manifest(
+    manifest: dict[str, object], present: list[str], expected: dict[str, str]
+) -> None:
+    assert lb.declared_hashes(manifest, present) == expected
+
+
+def test_declared_artifact_must_exist(tmp_path: Path) -> None:
+    (tmp_path / "recs").mkdir()
+    (tmp_path / "recs" / "manifest.json").write_text(
+        json.dumps({"version": "v1", "model_key": "recs/v1/model.npz", "sha256": "00"})
+    )
+    (tmp_path / "recs" / "other.npz").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"declared artifacts missing: \['model.npz'\]"):
+        lb.model_manifest(tmp_path)
+
+
+def test_fraud_artifact_round_trips_through_the_model_layer(tmp_path: Path) -> None:
+    """The fraud trainer's real artifact (npz + manifest with sha256) goes into the layer,
+    verified, and the scorer's loader reads the layer copy at /opt/models/fraud."""
+    import numpy as np
+    from streamsense.fraud.model import FraudModel, fit_linear, manifest_for
+    from streamsense.fraud.registry import load_dir, write_dir
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    model = FraudModel(
+        fit_linear(X, (X[:, 0] > 0.5).astype(int)),
+        manifest_for(
+            "v-test",
+            ["a", "b", "c"],
+            ("2018-07-25", "2018-08-01"),
+            {"holdout_ap": 0.5},
+            {"block": 0.9},
+            {},
+        ),
+    )
+    write_dir(model, tmp_path / "models" / "fraud")
+    lb.build_model_layer(tmp_path / "out", tmp_path / "models")
+    layer_models = tmp_path / "out" / "model" / "models"
+    (entry,) = json.loads((layer_models / "manifest.json").read_text())["models"]
+    assert (entry["model"], entry["version"]) == ("fraud", "v-test")
+    assert entry["training_data_window"] == {"start": "2018-07-25", "end": "2018-08-01"}
+    assert [(f["path"], f["verified"]) for f in entry["files"]] == [("model.npz", True)]
+    assert load_dir(layer_models / "fraud").manifest["version"] == "v-test"

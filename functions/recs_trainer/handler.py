@@ -26,7 +26,7 @@ QUARANTINE = QuarantineSink(config.function_name(), config.queue("quarantine"))
 
 def _apply(obj: S3Object) -> list[Quarantined]:
     outcome = retrain_from_export(obj.bucket, obj.key, obj.etag, obj.version_id,
-                                  exports=EXPORTS, models=MODELS, table=TABLE)
+                                  exports=EXPORTS, models=MODELS, table=TABLE, size=obj.size)
     if outcome.published and outcome.manifest is not None:
         count("ModelVersionsPublished")
         logger.info("model version published", extra={

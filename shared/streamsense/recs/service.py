@@ -35,7 +35,7 @@ from streamsense.events import BadEvent, Event, PlaybackStart
 from streamsense.quarantine import Quarantined
 from streamsense.recs import artifact
 from streamsense.recs.data import Catalogue, Plays
-from streamsense.recs.exports import BadExport, read_catalogue, read_plays
+from streamsense.recs.exports import MAX_EXPORT_BYTES, BadExport, read_catalogue, read_plays
 from streamsense.recs.model import RecsParams
 from streamsense.recs.serving import (
     MemberState,
@@ -140,8 +140,10 @@ def _latest_catalogue(exports: ObjectStore) -> Catalogue | None:
 
 def retrain_from_export(bucket: str, key: str, etag: str, version_id: str | None, *,
                         exports: ObjectStore, models: ObjectStore, table: Table,
-                        params: RecsParams | None = None, now: float | None = None) -> TrainOutcome:
-    """Raises BadEvent to reject the whole export (nothing is applied)."""
+                        params: RecsParams | None = None, now: float | None = None,
+                        size: int | None = None) -> TrainOutcome:
+    """Raises BadEvent to reject the whole export (nothing is applied). ``size`` (from the
+    notification) lets an oversized export be rejected before it is downloaded."""
     params = params or RecsParams()
     now = time.time() if now is None else now
     version = version_for(bucket, key, etag, version_id)
@@ -150,6 +152,8 @@ def retrain_from_export(bucket: str, key: str, etag: str, version_id: str | None
         return TrainOutcome(version="", published=False)
     if models.exists(artifact.manifest_key(version)):
         return TrainOutcome(version=version, published=False)
+    if size is not None and size > MAX_EXPORT_BYTES:
+        raise BadEvent("oversized", f"{size} bytes > {MAX_EXPORT_BYTES}")
     try:
         plays, bad = read_plays(exports.get(key), key)
         catalogue = _latest_catalogue(exports)

@@ -106,6 +106,14 @@ def test_bad_rows_quarantined_and_bad_files_rejected(stores: tuple) -> None:
     assert [(q.reason, q.source["line"]) for q in out.quarantined] == [("invalid_row", 228)]
 
 
+def test_an_oversized_export_is_rejected_before_download(stores: tuple) -> None:
+    exports, models, table = stores
+    with pytest.raises(BadEvent) as err:
+        retrain_from_export("exports", "viewing-history/2024-12-01/plays.csv", "e9", None, exports=exports,
+                            models=models, table=table, params=PARAMS, now=NOW, size=3 * 1024**3)
+    assert err.value.reason == "oversized" and exports.requests == 2  # the two setup puts only
+
+
 def test_catalogue_drop_trains_nothing(stores: tuple) -> None:
     _, models, _ = stores
     out = _train(stores, key="viewing-history/catalog/titles.csv")

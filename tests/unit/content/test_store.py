@@ -4,6 +4,7 @@ Kinesis redelivery, crashes between item writes and producer duplicates."""
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -17,11 +18,13 @@ from streamsense.content.store import (
     apply_impressions,
     choose_variant,
     event_key,
+    fold_of,
     load_title_stats,
     member_contexts,
     member_key,
     position_key,
     title_key,
+    title_states,
 )
 from streamsense.events import Impression, parse_event
 from streamsense.storage import Item, MemoryTable, TransientStoreError
@@ -82,11 +85,13 @@ def test_exact_updates_from_hand_made_impressions() -> None:
 
     p1 = table.items[member_key("p1")]
     assert p1["titles"] == {"dune": {"v": {"desert": 1, "face": 1}, "at": 1733227680}}
-    # Ledger, oldest first: event key, stream position key, context code (3 * engaged + affinity).
+    # Ledger, oldest first: event key, stream position key, context code (3 * engaged + affinity,
+    # then the member's levels for the title's other variants: #5 shows face after desert was played).
+    desert_hash = hashlib.sha256(b"desert").hexdigest()[:6]
     assert p1["ledger"] == [
         f"{event_key('imp-1')}:{position_key(SHARD, SEQ0)}:0",
         f"{event_key('imp-2')}:{position_key(SHARD, SEQ0 + 1000)}:4",
-        f"{event_key('imp-5')}:{position_key(SHARD, SEQ0 + 4000)}:3",
+        f"{event_key('imp-5')}:{position_key(SHARD, SEQ0 + 4000)}:3|{desert_hash}=1",
     ]
     assert len(p1["ledger"][0]) == 12 + 1 + 8 + 1 + 1
     assert p1["watermarks"] == {SHARD: str(SEQ0 + 4000)}
@@ -94,6 +99,30 @@ def test_exact_updates_from_hand_made_impressions() -> None:
     p2 = table.items[member_key("p2")]
     assert p2["titles"] == {"up": {"v": {"short": 1}, "at": 1733227620}}  # unplayed titles are not kept
     assert [e.split(":")[0] for e in p2["ledger"]] == [event_key("imp-3"), event_key("imp-4")]
+
+
+def test_evaluation_folds_and_cells_by_hand() -> None:
+    table = MemoryTable()
+    apply_impressions(batch(), table)
+    assert [fold_of(f"imp-{i}") for i in range(1, 6)] == [0, 1, 0, 0, 0]
+    dune = table.items[title_key("dune", SHARD)]
+    # Fold 0 of dune: #1 (desert), #3 and #5 (face).
+    fold_a = TitleStats.from_dict(dune["fold_a"])
+    assert {v: s.to_list()[:2] for v, s in fold_a.variants.items()} == {"desert": [1, 1], "face": [2, 1]}
+    assert fold_a.variants["face"].z.tolist() == [1, 0, 1, 1, 0, 0]
+    # Cells: fold, variant, slot bucket, member's levels for the title; then n, plays, and
+    # sum 1/p, r/p, 1/p^2, r/p^2 in millionths (p = 0.5).
+    assert dune["cells"] == [
+        [0, "desert", 0, [], 1, 1, 2_000_000, 2_000_000, 4_000_000, 4_000_000],
+        [0, "face", 1, [], 1, 0, 2_000_000, 0, 4_000_000, 0],
+        [0, "face", 3, [["desert", 1]], 1, 1, 2_000_000, 2_000_000, 4_000_000, 4_000_000],
+        [1, "desert", 2, [["desert", 1]], 1, 0, 2_000_000, 0, 4_000_000, 0],
+    ]
+    # Fold 1 = all minus fold 0: #2 alone, desert at slot 2 after playing it (not played).
+    state = title_states(table.items.values())["dune"]
+    desert = state.fold_stats(1).variants["desert"]
+    assert (desert.n, desert.plays, desert.z.tolist(), desert.zr.tolist()) == (1, 0, [0, 1, 0, 1, 1, 0], [0] * 6)
+    assert state.fold_stats(1).variants["face"].n == 0
 
 
 def test_replaying_a_batch_changes_nothing() -> None:

@@ -12,10 +12,12 @@ import csv
 import gzip
 import io
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from streamsense.delivery.model import TitleInfo
+from streamsense.storage import ObjectStore
 
 _LANG = re.compile(r"^[a-z]{2,3}$")
 _TRUE = {"1", "true", "yes", "y"}
@@ -71,3 +73,50 @@ class TitleCatalogue:
                 continue
             titles[tid] = TitleInfo(lang, dub in _TRUE)
         return cls(titles, rejected)
+
+
+#: Where the service's title metadata lands in the exports bucket; the newest key (by name:
+#: ``catalogue/2024-06-01.csv``) is the current catalogue.
+CATALOGUE_PREFIX = "catalogue/"
+
+
+class CatalogueCache:
+    """The current catalogue, loaded once and re-checked at most every ``ttl_s`` seconds; a
+    missing or unreadable catalogue keeps the last good one (or an empty one) and sets
+    ``error`` so the caller can log and count it."""
+
+    def __init__(
+        self,
+        store: ObjectStore | None,
+        ttl_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.catalogue = TitleCatalogue.empty()
+        self.key: str | None = None
+        self.error: str | None = None
+        self._checked: float | None = None
+
+    def get(self) -> TitleCatalogue:
+        now = self.clock()
+        if self._checked is not None and now - self._checked < self.ttl_s:
+            return self.catalogue
+        self._checked = now
+        if self.store is None:
+            self.error = "exports bucket not declared"
+            return self.catalogue
+        try:
+            keys = self.store.list(CATALOGUE_PREFIX)
+            if not keys:
+                self.error = f"no catalogue under {CATALOGUE_PREFIX}"
+                return self.catalogue
+            newest = max(keys)
+            if newest != self.key:
+                self.catalogue = TitleCatalogue.from_csv(self.store.get(newest))
+                self.key = newest
+            self.error = None
+        except Exception as exc:  # bad CSV, missing object, botocore errors: keep the last good
+            self.error = f"{type(exc).__name__}: {exc}"[:300]
+        return self.catalogue

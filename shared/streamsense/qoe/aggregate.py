@@ -309,13 +309,21 @@ def aggregate(table: Table, records: Iterable[QoeRecord], now: datetime) -> Aggr
     return report
 
 
-def load_stats(
-    table: Table, level: Level, segment_key: str, now: datetime, window_days: int
-) -> SegmentStats:
-    """Merge a segment's items (every shard) over the last ``window_days`` days (UTC)."""
-    first_day = (now.astimezone(UTC) - timedelta(days=window_days - 1)).strftime("%Y-%m-%d")
+def load_stats(table: Table, level: Level, segment_key: str, window_days: int) -> SegmentStats:
+    """Merge a segment's items (every shard) over its newest ``window_days`` days of data.
+
+    The window ends at the newest day the segment has data for, not at ``now``: a segment that
+    went quiet keeps its last known distribution, and the hint's ``age_s`` says how old it is
+    (items expire 15 days after their last write, which bounds how old that can get)."""
+    items = table.query(f"seg#{level}#{segment_key}", "day#")
     stats = SegmentStats()
-    for item in table.query(f"seg#{level}#{segment_key}", "day#"):
+    if not items:
+        return stats
+    newest = max(item["sk"][4:14] for item in items)
+    first_day = (datetime.fromisoformat(newest) - timedelta(days=window_days - 1)).strftime(
+        "%Y-%m-%d"
+    )
+    for item in items:
         if item["sk"][4:14] >= first_day:
             stats.merge(SegmentStats.from_item(item))
     return stats

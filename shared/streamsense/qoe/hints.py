@@ -110,9 +110,7 @@ class _Levels:
 
     def get(self, level: Level, key: str) -> SegmentStats:
         if (level, key) not in self.cache:
-            self.cache[(level, key)] = load_stats(
-                self.table, level, key, self.now, self.config.window_days
-            )
+            self.cache[(level, key)] = load_stats(self.table, level, key, self.config.window_days)
         return self.cache[(level, key)]
 
 

@@ -7,7 +7,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from streamsense.delivery.catalogue import BadCatalogue, TitleCatalogue
+from streamsense.delivery.catalogue import BadCatalogue, CatalogueCache, TitleCatalogue
 from streamsense.delivery.model import TitleInfo, resolve
 from streamsense.delivery.service import (
     DeliveryPrefs,
@@ -17,7 +17,7 @@ from streamsense.delivery.service import (
     member_key,
     region_key,
 )
-from streamsense.storage import MemoryTable
+from streamsense.storage import MemoryObjectStore, MemoryTable
 
 NOW = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 CATALOGUE = TitleCatalogue(
@@ -156,3 +156,19 @@ def test_catalogue_from_the_simulators_csv() -> None:
     assert cat.rejected_rows == 2
     with pytest.raises(BadCatalogue):
         TitleCatalogue.from_csv(b"movieId,title,genres\n1,Toy Story,Animation\n")
+
+
+def test_catalogue_cache_keeps_the_last_good_one() -> None:
+    store = MemoryObjectStore()
+    t = {"now": 0.0}
+    cache = CatalogueCache(store, ttl_s=60, clock=lambda: t["now"])
+    assert len(cache.get()) == 0 and cache.error == "no catalogue under catalogue/"
+    t["now"] = 61
+    store.put("catalogue/2024-06-01.csv", b"title_id,language,dubbed\nt1,en,1\n")
+    assert cache.get().get("t1") == TitleInfo("en", True) and cache.error is None
+    store.put("catalogue/2024-06-08.csv", b"movieId,title\n1,x\n")  # a broken drop
+    assert cache.get().get("t1") == TitleInfo("en", True)  # within the TTL: not re-read
+    t["now"] = 200
+    assert cache.get().get("t1") == TitleInfo("en", True)  # re-read, rejected, last good kept
+    assert cache.error is not None and "BadCatalogue" in cache.error
+    assert CatalogueCache(None).get().titles == {}

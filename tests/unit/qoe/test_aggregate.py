@@ -124,7 +124,7 @@ def test_contributions_and_prediction_ratio_by_hand() -> None:
         ("seg#all#*", "day#2024-05-06#shardId-000000000000"),
     }
     assert set(table.items) == keys | {session_key("s1")}
-    stats = load_stats(table, "rnd", NO_MOBILE.key("rnd"), NOW, 7)
+    stats = load_stats(table, "rnd", NO_MOBILE.key("rnd"), 7)
     assert (stats.sessions, stats.heartbeats, stats.stalled, stats.rebuffer_ms) == (1, 3, 1, 700)
     assert stats.tput.count == 3 and stats.early.count == 2  # positions 0 and 4 are < 10 s
     # ratios: 3000 / hm(1000) = 3.0; 1500 / hm(1000, 3000) = 1500 / 1500 = 1.0
@@ -172,13 +172,23 @@ def test_a_retry_after_a_crash_mid_write_counts_each_record_once() -> None:
     assert crashed.items == once.items
 
 
+def test_the_window_ends_at_the_newest_day_with_data() -> None:
+    table = MemoryTable()
+    old = heartbeat("s-old", 1, 100.0)
+    old = old.model_copy(update={"occurred_at": T0 - timedelta(days=7), "event_id": "old"})
+    aggregate(table, records([old, heartbeat("s1", 1, 800.0), heartbeat("s1", 2, 900.0)]), NOW)
+    # 2024-04-29 is 7 days before 2024-05-06: outside a 7-day window, inside an 8-day one
+    assert load_stats(table, "all", "*", 7).tput.count == 2
+    assert load_stats(table, "all", "*", 8).tput.count == 3
+
+
 def test_producer_resend_is_recognized_by_event_id() -> None:
     table = MemoryTable()
     hb = heartbeat("s1", 1, 800.0)
     aggregate(table, records([hb]), NOW)
     report = aggregate(table, records([hb], first_seq=900), NOW)  # same event, new sequence
     assert report.duplicates == 1 and report.applied == 0
-    assert load_stats(table, "all", "*", NOW, 7).heartbeats == 1
+    assert load_stats(table, "all", "*", 7).heartbeats == 1
 
 
 def test_segment_fallback_when_thin() -> None:

@@ -4,11 +4,16 @@
   country >= 3,000 km from the victim's home (40% through a VPN/relay ASN), a password
   change 2-10 min later, an email change, sometimes a new payment method, then 2-4 long
   back-to-back streams (1.5-3 h each). Labels: the customer confirms 1-5 days later.
+  Victims and times are planned before the day's traffic (``plan_takeovers``): the password
+  change signs every device out, so the victim's later logins fail (bad_password) and
+  ``victim_reset_share`` of victims reset the password from their own device (tagged
+  ``takeover_victim`` in legit_traps.jsonl: legitimate, see traffic.py).
 * ``credential_stuffing``: one IP (70% in a VPN/relay ASN) and one client try 100-400 emails
   in 3-15 minutes: 60% unknown to the service (account id ``unknown-<hash>``), the rest real
   members (bad password; 3% succeed). Labels: analyst confirms each success 1-3 days later.
 * ``impossible_travel``: 10-90 minutes after a member's real playback start, a login and
-  a stream from >= 5,000 km away (>= 3,300 km/h), from a new device.
+  a stream from >= 5,000 km away (>= 3,300 km/h) from it and from every place the account
+  is legitimately seen at (homes, VPN egress, carrier gateway), from a new device.
 * ``concurrent_streams``: plan + 1..3 streams from cities >= 1,000 km apart and from the home,
   starting within 5 minutes of each other, each 1-2 h long, on new devices.
 * ``card_testing``: a fresh account (signup + login) fires 10-60 small payments ($0.50-2.99)
@@ -28,12 +33,12 @@ import numpy as np
 
 from streamsense_sim.catalogue import DAY_MS, Catalogue
 from streamsense_sim.config import ATTACK_TYPES
-from streamsense_sim.geo import haversine_km
+from streamsense_sim.geo import Geography, haversine_km
 from streamsense_sim.qoe import ThroughputModel
 from streamsense_sim.render import Batch, Fragments, RareEvents, iso1, new_ids
 from streamsense_sim.sessions import Sessions, render_sessions, simulate_player
 from streamsense_sim.traffic import MERCHANT_OF_DEVICE, Anchors, DemandCache, country_factor
-from streamsense_sim.world import DEVICE_TYPES, PLAN_PRICE, World, luhn_cards
+from streamsense_sim.world import DEVICE_TYPES, PLAN_PRICE, CitySampler, World, luhn_cards
 
 MIN_ATTACK_SPEED_KMH = 3_300.0
 GIFT_CARD_MERCHANT = "giftcard-web"
@@ -98,6 +103,8 @@ class AttackInjector:
         self.cfg = world.config
         self.day_lo = self.cfg.start_ms + step * DAY_MS
         self.day_hi = self.day_lo + DAY_MS
+        # Attackers come from anywhere, even when members' countries are restricted.
+        self.anywhere = world.cities if world.config.countries is None else _unrestricted(world.geo)
 
     # ---- helpers ----------------------------------------------------------------------------
 
@@ -116,14 +123,12 @@ class AttackInjector:
         return a, self.w.asns.ip(a, self.rng)
 
     def _vpn_line(self) -> tuple[int, str, int]:
-        """A VPN/relay egress: its ASN, an IP in it, and a place in its country."""
+        """A VPN/relay egress: its ASN, an IP in it, and where GeoIP puts it (as for members)."""
         a = int(self.w.asns.vpn[int(self.rng.integers(0, len(self.w.asns.vpn)))])
-        cc = self.w.asns.asns[a].country
-        city = int(self.w.cities.within(self.rng, np.array([self.w.geo.countries.index(cc)]))[0])
-        return a, self.w.asns.ip(a, self.rng), city
+        return a, self.w.asns.ip(a, self.rng), self.w.asns.egress[a]
 
     def _far(self, city: int, km: float) -> int:
-        return int(self.w.cities.far_from(self.rng, np.array([city]), km, tries=50)[0])
+        return int(self.anywhere.far_from(self.rng, np.array([city]), km, tries=50)[0])
 
     def _label(self, target_id: str, target_type: str, target_t: int, account: str, kind: str,
                source: str, delay_days: tuple[float, float], payment: dict[str, Any] | None = None) -> None:  # fmt: skip
@@ -190,10 +195,11 @@ class AttackInjector:
 
     # ---- attacks ----------------------------------------------------------------------------
 
-    def run(self, anchors: Anchors) -> None:
+    def run(self, anchors: Anchors, takeovers: list[tuple[int, int, int]]) -> None:
+        """``takeovers``: this day's planned (victim, login ms, password change ms)."""
         counts = {name: self._count(name) for name in ATTACK_TYPES}
-        for j, a in enumerate(self._existing(counts["account_takeover"]).tolist()):
-            self.account_takeover(j, a)
+        for j, (a, t, t_pw) in enumerate(takeovers):
+            self.account_takeover(j, a, t, t_pw)
         for j in range(counts["credential_stuffing"]):
             self.credential_stuffing(j)
         for j, (a, t, city) in enumerate(self._victims(anchors, counts["impossible_travel"])):
@@ -205,10 +211,9 @@ class AttackInjector:
         for j in range(counts["stolen_card"]):
             self.stolen_card(j)
 
-    def account_takeover(self, j: int, a: int) -> None:
+    def account_takeover(self, j: int, a: int, t: int, t_pw: int) -> None:
         w = self.w
         tag = ("account_takeover", self._attack_id("account_takeover", j))
-        t = self.day_lo + int(self.rng.integers(0, DAY_MS - 6 * HOUR))
         if self.rng.random() < 0.4:
             asn, ip, city = self._vpn_line()
             if haversine_km(w.geo.lat[city], w.geo.lon[city], w.geo.lat[w.home[a]], w.geo.lon[w.home[a]]) < 3000:
@@ -218,7 +223,7 @@ class AttackInjector:
         if city < 0:
             city = self._far(int(w.home[a]), 3000)
             if city < 0:
-                return
+                raise RuntimeError("no place 3,000 km from a home: the geography is incomplete")
             asn, ip = self._line(city)
         dev = self._device((3, 3, 1))
         net = self.frags.network_dict(ip, asn, city)
@@ -226,7 +231,6 @@ class AttackInjector:
         for k in range(int(self.rng.integers(0, 4)), 0, -1):
             self._login(t - k * int(self.rng.integers(20_000, 60_000)), acc, w.email[a], dev, net, tag, success=False)
         login = self._login(t, acc, w.email[a], dev, net, tag)
-        t_pw = t + int(self.rng.integers(2 * MIN, 10 * MIN))
         self.rare.add(self._id(), t_pw, acc, "account_change", {"field": "password", "device": dev, "network": net}, tag)
         t_em = t_pw + int(self.rng.integers(1 * MIN, 5 * MIN))
         email_change = self._id()
@@ -241,7 +245,11 @@ class AttackInjector:
             t_next = end + int(self.rng.integers(1 * MIN, 5 * MIN))
         self._label(login, "login", t, acc, "confirmed_fraud", "customer", (1, 5))
         self._label(email_change, "account_change", t_em, acc, "confirmed_fraud", "customer", (1, 5))
-        self.records.append(AttackRecord(tag[1], tag[0], [acc], t, {"country": w.geo.countries[int(w.geo.country[city])], "asn": int(w.asns.asns[asn].number), "vpn": w.asns.asns[asn].vpn}))
+        self.records.append(AttackRecord(tag[1], tag[0], [acc], t, {
+            "country": w.geo.countries[int(w.geo.country[city])], "asn": int(w.asns.asns[asn].number),
+            "vpn": w.asns.asns[asn].vpn, "password_changed_at": iso1(t_pw),
+            "victim_resets_when_locked_out": bool(w.victim_resets[a]),
+        }))  # fmt: skip
 
     def credential_stuffing(self, j: int) -> None:
         w = self.w
@@ -250,7 +258,7 @@ class AttackInjector:
         if self.rng.random() < 0.7:
             asn, ip, city = self._vpn_line()
         else:
-            city = int(w.cities.anywhere(self.rng, 1)[0])
+            city = int(self.anywhere.anywhere(self.rng, 1)[0])
             asn, ip = self._line(city)
         dev = self._device((3,))
         net = self.frags.network_dict(ip, asn, city)
@@ -279,7 +287,13 @@ class AttackInjector:
     def impossible_travel(self, j: int, a: int, t_anchor: int, anchor_city: int) -> None:
         w = self.w
         tag = ("impossible_travel", self._attack_id("impossible_travel", j))
-        city = self._far(anchor_city, 5000)
+        seen = np.array([anchor_city, *self._places(a)], dtype=np.int64)
+        city = -1
+        for _ in range(200):
+            c = int(self.anywhere.anywhere(self.rng, 1)[0])
+            if float(np.min(haversine_km(w.geo.lat[c], w.geo.lon[c], w.geo.lat[seen], w.geo.lon[seen]))) >= 5000:
+                city = c
+                break
         if city < 0:
             return
         t = t_anchor + int(self.rng.integers(10 * MIN, 90 * MIN))
@@ -293,6 +307,20 @@ class AttackInjector:
         km = float(haversine_km(w.geo.lat[anchor_city], w.geo.lon[anchor_city], w.geo.lat[city], w.geo.lon[city]))
         self.records.append(AttackRecord(tag[1], tag[0], [acc], t, {"km": round(km, 1), "minutes_after_member": round((t - t_anchor) / MIN, 1)}))
 
+    def _places(self, a: int) -> list[int]:
+        """Every place the account's legitimate traffic may geolocate to."""
+        w = self.w
+        out = [int(w.home[a])]
+        if w.home2[a] >= 0:
+            out.append(int(w.home2[a]))
+        if w.gateway[a] >= 0:
+            out.append(int(w.gateway[a]))
+        if w.vpn_asn[a] >= 0:
+            out.append(w.asns.egress[int(w.vpn_asn[a])])
+        if w.trip_dest[a] >= 0:
+            out.append(int(w.trip_dest[a]))
+        return out
+
     def concurrent_streams(self, j: int, a: int, t_anchor: int) -> None:
         w = self.w
         tag = ("concurrent_streams", self._attack_id("concurrent_streams", j))
@@ -301,7 +329,7 @@ class AttackInjector:
         for _ in range(200):
             if len(cities) > k:
                 break
-            c = int(w.cities.anywhere(self.rng, 1)[0])
+            c = int(self.anywhere.anywhere(self.rng, 1)[0])
             d = haversine_km(w.geo.lat[c], w.geo.lon[c], w.geo.lat[np.array(cities)], w.geo.lon[np.array(cities)])
             if np.min(d) >= 1000:
                 cities.append(c)
@@ -328,7 +356,7 @@ class AttackInjector:
         if self.rng.random() < vpn_p:
             asn, ip, city = self._vpn_line()
         else:
-            city = int(self.w.cities.anywhere(self.rng, 1)[0])
+            city = int(self.anywhere.anywhere(self.rng, 1)[0])
             asn, ip = self._line(city)
         dev = self._device(types)
         net = self.frags.network_dict(ip, asn, city)
@@ -418,7 +446,43 @@ class AttackInjector:
             subtitles=subs,
             attack_type=[r.attack[0] for r in rows],
             attack_id=[r.attack[1] for r in rows],
+            trap=np.zeros(len(rows), dtype=np.int64),
         )
         player = simulate_player(s, self.rng, self.tp, self.cfg.heartbeat_s, country_factor(self.w, country))
-        render_sessions(s, player, self.cat, self.frags, self.rng, self.cfg.heartbeat_s, batch)
+        render_sessions(s, player, self.cat, self.frags, self.rng, self.cfg.heartbeat_s, batch, self.cfg.end_ms)
+
+
+_SAMPLERS: dict[int, CitySampler] = {}
+
+
+def _unrestricted(geo: Geography) -> CitySampler:
+    sampler = _SAMPLERS.get(id(geo))
+    if sampler is None:
+        sampler = _SAMPLERS[id(geo)] = CitySampler(geo)
+    return sampler
+
+
+def plan_takeovers(world: World) -> dict[int, list[tuple[int, int, int]]]:
+    """Each day's account takeovers, (victim, attacker's login, password change), drawn before
+    any traffic so that the victim's own traffic can react to the change (an account is taken
+    over at most once). Marks the victims in ``world`` (revoked_ms, victim_resets)."""
+    cfg = world.config
+    out: dict[int, list[tuple[int, int, int]]] = {}
+    taken = np.zeros(world.size, dtype=bool)
+    for k in range(cfg.days):
+        rng = np.random.default_rng([cfg.seed, 9, k])
+        day_lo = cfg.start_ms + k * DAY_MS
+        n = int(rng.poisson(cfg.attack_rates.account_takeover * cfg.accounts / 100_000.0))
+        pool = np.flatnonzero((world.signup_ms < day_lo) & ~taken)
+        victims = np.sort(rng.choice(pool, size=min(n, len(pool)), replace=False)) if len(pool) else pool
+        plans = []
+        for a in victims.tolist():
+            t = day_lo + int(rng.integers(0, DAY_MS - 6 * HOUR))
+            t_pw = t + int(rng.integers(2 * MIN, 10 * MIN))
+            taken[a] = True
+            world.revoked_ms[a] = t_pw
+            world.victim_resets[a] = bool(rng.random() < cfg.victim_reset_share)
+            plans.append((a, t, t_pw))
+        out[k] = plans
+    return out
 

@@ -12,6 +12,10 @@ Demand for title t in country c at time x::
 
     w(c, t, x) = taste(c, t) * (base(t) + boost(t) * exp(-(x - release(t)) / tau(t)))
 
+Each title has 2-4 creative variants (artwork / trailer / synopsis treatments, drawn from
+``VARIANT_STYLES``; ids are the style names, listed in catalogue.csv) for the home-page
+impressions (see ``impressions``).
+
 with w = 0 before the release: new releases (``new_releases_per_week``) spike at launch and
 decay with a time constant of about a week. ``taste`` is the regional difference: a per-country
 genre affinity (log-normal), a 3x preference for titles in one of the country's languages, and
@@ -37,6 +41,12 @@ GENRES = (
     "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi",
     "Thriller", "War", "Western",
 )  # fmt: skip
+#: Creative treatments a title's variants are drawn from (a variant id is its style name).
+VARIANT_STYLES = (
+    "art-character", "art-ensemble", "art-action-scene", "art-landscape", "art-title-card",
+    "trailer-story", "trailer-action", "trailer-mood", "synopsis-plot", "synopsis-hook",
+    "synopsis-cast",
+)  # fmt: skip
 DAY_MS = 86_400_000
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
@@ -59,6 +69,8 @@ class Catalogue:
     boost: np.ndarray  # float64 launch spike height (0 for catalogue titles)
     tau_ms: np.ndarray  # float64 decay time constant of the spike
     dubbed: np.ndarray  # bool: dubbed into every language (else original audio + subtitles)
+    var_start: np.ndarray  # CSR: title t's variants are var_style[var_start[t]:var_start[t + 1]]
+    var_style: np.ndarray  # index into VARIANT_STYLES
     source: str
     _taste: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _genre_affinity: np.ndarray | None = field(default=None, repr=False)
@@ -100,8 +112,12 @@ class Catalogue:
         w = self.taste(country, geo) * (self.base + spike)
         return np.where(age >= 0, w, 0.0)
 
+    def variants(self, title: int) -> tuple[str, ...]:
+        lo, hi = int(self.var_start[title]), int(self.var_start[title + 1])
+        return tuple(VARIANT_STYLES[v] for v in self.var_style[lo:hi].tolist())
+
     def to_rows(self) -> list[list[str]]:
-        rows = [["title_id", "name", "genres", "language", "duration_s", "year", "release_ms", "dubbed"]]
+        rows = [["title_id", "name", "genres", "language", "duration_s", "year", "release_ms", "dubbed", "variants"]]
         for i in range(self.size):
             rows.append(
                 [
@@ -113,6 +129,7 @@ class Catalogue:
                     str(int(self.year[i])),
                     str(int(self.release_ms[i])),
                     "1" if self.dubbed[i] else "0",
+                    "|".join(self.variants(i)),
                 ]
             )
         return rows
@@ -214,6 +231,13 @@ def build_catalogue(config: SimConfig, geo: Geography, member_weight: np.ndarray
     # Popular titles are dubbed everywhere; the rest play in the original with subtitles.
     dubbed = base >= np.quantile(base, 0.5)
     dubbed[boost > 0] = True
+    # Creative variants (own generator: the rest of the catalogue does not depend on them).
+    vr = np.random.default_rng([config.seed, 103])
+    n_var = vr.integers(2, 5, size=t)
+    var_start = np.concatenate([[0], np.cumsum(n_var)]).astype(np.int64)
+    keys = vr.random((t, len(VARIANT_STYLES)))
+    ranked = np.argsort(keys, axis=1)
+    var_style = ranked[np.arange(len(VARIANT_STYLES))[None, :] < n_var[:, None]].astype(np.int64)
     return Catalogue(
         title_ids=tuple(ids),
         names=tuple(names),
@@ -226,6 +250,8 @@ def build_catalogue(config: SimConfig, geo: Geography, member_weight: np.ndarray
         boost=boost,
         tau_ms=tau_ms,
         dubbed=dubbed,
+        var_start=var_start,
+        var_style=var_style,
         source=source,
         _seed=config.seed,
     )

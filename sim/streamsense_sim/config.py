@@ -69,6 +69,26 @@ class SimConfig:
     include_late_labels: bool = True
     #: Accounts generated together (vectorized); also the progress-bar granularity.
     block_size: int = 10_000
+    # ---- legitimate false-positive traps (see ``traps``) ---------------------------------
+    #: Members who run a commercial VPN on their portable devices (4%); each session on a
+    #: phone, tablet or browser goes through it with ``vpn_use_p`` (GeoIP: the egress city).
+    vpn_member_share: float = 0.04
+    vpn_use_p: float = 0.6
+    #: Accounts whose mobile carrier's GeoIP puts them at a regional gateway 150-600 km away.
+    geoip_noise_share: float = 0.15
+    #: Multi-stream accounts shared by a second household in another city (a student, a
+    #: second residence), within the plan's stream limit.
+    second_home_share: float = 0.03
+    #: Share of monthly charges that hit an expired card: declined, then the member adds
+    #: the renewed card from their own device (small verification charges, some declined).
+    card_expiry_share: float = 0.028
+    #: Share of takeover victims who, locked out by the attacker's password change, reset
+    #: the password from their own device (the others keep failing to log in).
+    victim_reset_share: float = 0.6
+    # ---- artwork impressions --------------------------------------------------------------
+    #: Share of legitimate sessions that start from the home page, where one personalized
+    #: row of ``ROW_SLOTS`` titles is logged as impressions (0 = no impressions).
+    home_row_share: float = 0.6
 
     def __post_init__(self) -> None:
         if self.accounts < 1:
@@ -81,6 +101,10 @@ class SimConfig:
             raise ValueError("trace_split must be all, train or eval")
         if self.seed < 0:
             raise ValueError("seed must be >= 0")
+        for name in ("vpn_member_share", "vpn_use_p", "geoip_noise_share", "second_home_share",
+                     "card_expiry_share", "victim_reset_share", "home_row_share"):  # fmt: skip
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1]")
 
     @property
     def start_ms(self) -> int:
@@ -106,4 +130,11 @@ class SimConfig:
             "signup_rate_per_day": self.signup_rate_per_day,
             "trip_rate_per_day": self.trip_rate_per_day,
             "include_late_labels": self.include_late_labels,
+            "vpn_member_share": self.vpn_member_share,
+            "vpn_use_p": self.vpn_use_p,
+            "geoip_noise_share": self.geoip_noise_share,
+            "second_home_share": self.second_home_share,
+            "card_expiry_share": self.card_expiry_share,
+            "victim_reset_share": self.victim_reset_share,
+            "home_row_share": self.home_row_share,
         }

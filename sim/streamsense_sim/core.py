@@ -6,7 +6,8 @@ merged with those still pending from earlier steps and flushed up to a watermark
 step can undercut (the step's end minus 15 hours: local midnight anywhere is at most UTC+14),
 so the output is globally time-ordered while memory stays bounded by about a day of events.
 Every random draw comes from a generator keyed by (seed, purpose, step, block), so the output
-depends only on the config (same seed -> byte-identical files).
+depends only on the config (same seed -> byte-identical files). Account takeovers are planned
+for the whole period before the first step, so that victims' own traffic reacts to them.
 """
 
 from __future__ import annotations
@@ -16,37 +17,81 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from streamsense_sim.attacks import AttackInjector, AttackRecord
+from streamsense_sim.attacks import AttackInjector, AttackRecord, plan_takeovers
 from streamsense_sim.catalogue import DAY_MS, Catalogue, build_catalogue
 from streamsense_sim.config import ATTACK_TYPES, SimConfig
 from streamsense_sim.geo import load_asns, load_geography
+from streamsense_sim.impressions import affinity
+from streamsense_sim.impressions import ground_truth as impression_truth
 from streamsense_sim.qoe import ThroughputModel
-from streamsense_sim.render import Batch, Fragments
+from streamsense_sim.render import Batch, Fragments, iso1
 from streamsense_sim.traffic import Anchors, DemandCache, legit_day
-from streamsense_sim.world import World, build_world
+from streamsense_sim.traps import TRAP_KINDS, masks_of
+from streamsense_sim.world import BIG_MS, World, build_world
 
 WATERMARK_SLACK_MS = 15 * 3_600_000
+WRITE_SLICE = 50_000
+
+
+@dataclass
+class Chunk:
+    """Time-ordered events of one generation step, as columns: times (ms), JSON lines, types,
+    and the ground-truth and legit-trap lines (object arrays, None where an event has none)."""
+
+    t: np.ndarray
+    lines: list[str]
+    kinds: list[str]
+    truth: np.ndarray
+    traps: np.ndarray
+    kind_array: np.ndarray  # the types again, as an object array (vectorized selections)
+
+    def truth_lines(self) -> list[str]:
+        return self.truth[self.truth.astype(bool)].tolist()  # type: ignore[no-any-return]
+
+    def trap_lines(self) -> list[str]:
+        return self.traps[self.traps.astype(bool)].tolist()  # type: ignore[no-any-return]
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 @dataclass(frozen=True)
 class SimRecord:
-    """One generated event: its time, its JSON line, its type, and its ground-truth line
-    (None for legitimate traffic and for label events)."""
+    """One generated event: its time, its JSON line, its type, its ground-truth line (attack
+    events only; None for legitimate traffic and for label events) and its legit-trap line
+    (legitimate events that look like fraud, see ``traps``; None otherwise)."""
 
     t_ms: int
     line: str
     kind: str
     truth: str | None
+    trap: str | None = None
 
     @property
     def account_id(self) -> str:
         """The Kinesis partition key."""
         return self.line.split('"account_id":"', 1)[1].split('"', 1)[0]
+
+    @property
+    def stream(self) -> str:
+        """The Kinesis stream producers write this event to (``infra.system.SYSTEM``)."""
+        return stream_of(self.kind)
+
+
+@lru_cache(maxsize=32)
+def stream_of(kind: str) -> str:
+    from infra.system import SYSTEM
+
+    return SYSTEM.stream_for(kind).name
 
 
 @dataclass
@@ -58,8 +103,10 @@ class Summary:
     plays_by_country: Counter[str] = field(default_factory=Counter)
     plays_by_device: Counter[str] = field(default_factory=Counter)
     plays_by_network: Counter[str] = field(default_factory=Counter)
+    trap_events_by_kind: Counter[str] = field(default_factory=Counter)
     events: int = 0
     late_labels: int = 0
+    open_sessions: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +115,8 @@ class Summary:
             "attacks_by_type": {k: self.attacks_by_type.get(k, 0) for k in ATTACK_TYPES},
             "attack_events_by_type": {k: self.attack_events_by_type.get(k, 0) for k in ATTACK_TYPES},
             "late_labels": self.late_labels,
+            "legit_trap_events_by_kind": {k: self.trap_events_by_kind.get(k, 0) for k in TRAP_KINDS},
+            "open_sessions_at_end": self.open_sessions,
             "members_by_country": dict(self.members_by_country.most_common()),
             "plays_by_country": dict(self.plays_by_country.most_common()),
             "plays_by_device": dict(self.plays_by_device.most_common()),
@@ -86,8 +135,11 @@ class Simulator:
         self.frags = Fragments(self.geo, self.asns)
         self.attacks: list[AttackRecord] = []
         self.views: list[tuple[int, str, str, float]] = []
+        self.open_sessions: list[dict[str, Any]] = []
         self.summary = Summary()
-        self._running: dict[int, list[tuple[int, int]]] = {}
+        self._running: dict[int, list[tuple[int, int, int]]] = {}
+        self.takeovers = plan_takeovers(self.world)
+        self.log_affinity = affinity(config.seed, len(self.geo.countries))
         for c in self.world.country.tolist():
             self.summary.members_by_country[self.geo.countries[c]] += 1
 
@@ -103,33 +155,37 @@ class Simulator:
     def records(self, progress: Any = None) -> Iterator[SimRecord]:
         """Every event of the period in time order (call once per Simulator)."""
         for chunk in self.chunks(progress):
-            for t, line, kind, truth in chunk:
-                yield SimRecord(t, line, kind, truth)
+            yield from map(SimRecord, chunk.t.tolist(), chunk.lines, chunk.kinds, chunk.truth.tolist(), chunk.traps.tolist())
 
-    def chunks(self, progress: Any = None) -> Iterator[list[tuple[int, str, str, str | None]]]:
-        """The same events, as one time-ordered list per generation step (faster to write)."""
+    def chunks(self, progress: Any = None) -> Iterator[Chunk]:
+        """The same events, as one time-ordered block of columns per generation step (faster
+        to write than one record at a time)."""
         cfg = self.config
         start_ms, end_ms = cfg.start_ms, cfg.end_ms
         pend_t = np.zeros(0, dtype=np.int64)
-        pend: list[tuple[str, str, str | None]] = []
+        pend = [_objects([]) for _ in range(4)]  # lines, kinds, truth, traps
         for k in range(-1, cfg.days + 1):
             batch = Batch()
             anchors = Anchors()
             demand = DemandCache(self.catalogue, self.world, start_ms + k * DAY_MS + DAY_MS // 2)
             for b, block in enumerate(self.blocks):
                 rng = np.random.default_rng([cfg.seed, 7, k + 1, b])
-                legit_day(self.world, self.catalogue, self.throughput, self.frags, demand, k, block, rng, batch, anchors, self._running)
+                legit_day(self.world, self.catalogue, self.throughput, self.frags, demand, k, block, rng, batch, anchors,
+                          self._running, self.log_affinity)  # fmt: skip
                 if progress is not None:
                     progress.update(1)
             if 0 <= k < cfg.days:
                 injector = AttackInjector(self.world, self.catalogue, self.throughput, self.frags, demand, k, np.random.default_rng([cfg.seed, 8, k]))
-                injector.run(anchors)
+                injector.run(anchors, self.takeovers[k])
                 injector.render(batch)
                 self.attacks.extend(injector.records)
             # Sessions that would start after the period (an attacker's late binge) are cut.
             self.views.extend(v for v in batch.views if start_ms <= v[0] < end_ms)
+            self.open_sessions.extend(batch.open_sessions)
             t = np.concatenate([pend_t, batch.times()])
-            items = pend + list(zip(batch.lines, batch.kinds, batch.truth, strict=True))
+            fresh: list[list[Any]] = [batch.lines, batch.kinds, batch.truth, batch.traps]
+            cols = [np.concatenate([p, _objects(c)]) for p, c in zip(pend, fresh, strict=True)]
+            del batch
             order = np.argsort(t, kind="stable")
             ts = t[order]
             last = k == cfg.days
@@ -137,28 +193,48 @@ class Simulator:
             cut = int(np.searchsorted(ts, watermark, side="left"))
             lo = int(np.searchsorted(ts[:cut], start_ms, side="left"))
             hi = int(np.searchsorted(ts[:cut], end_ms, side="left"))
-            tl = ts.tolist()
-            chunk = [(tl[j], *items[i]) for j, i in zip(range(lo, hi), order[lo:hi].tolist(), strict=True)]
+            sel = order[lo:hi]
             if cfg.include_late_labels:
-                late = [(tl[j], *items[i]) for j, i in zip(range(hi, cut), order[hi:cut].tolist(), strict=True) if items[i][1] == "label"]
+                after = order[hi:cut]
+                late = after[cols[1][after] == "label"]
                 self.summary.late_labels += len(late)
-                chunk.extend(late)
+                sel = np.concatenate([sel, late])
+            kinds = cols[1][sel]
+            chunk = Chunk(t[sel], cols[0][sel].tolist(), kinds.tolist(), cols[2][sel], cols[3][sel], kinds)
             self._count(chunk)
-            if chunk:
+            if len(chunk.lines):
                 yield chunk
             rest = order[cut:]
             pend_t = t[rest]
-            pend = [items[i] for i in rest.tolist()]
+            pend = [c[rest] for c in cols]
         for attack in self.attacks:
             self.summary.attacks_by_type[attack.attack_type] += 1
+        self.open_sessions.sort(key=lambda r: (r["started_at"], r["session_id"]))
+        self.summary.open_sessions = len(self.open_sessions)
 
-    def _count(self, chunk: list[tuple[int, str, str, str | None]]) -> None:
+    def _count(self, chunk: Chunk) -> None:
         s = self.summary
-        s.events += len(chunk)
-        s.events_by_type.update(kind for _, _, kind, _ in chunk)
+        s.events += len(chunk.lines)
+        s.events_by_type.update(chunk.kinds)
         s.attack_events_by_type.update(
-            truth.split('"attack_type":"', 1)[1].split('"', 1)[0] for _, _, _, truth in chunk if truth is not None
+            truth.split('"attack_type":"', 1)[1].split('"', 1)[0] for truth in chunk.truth_lines()
         )
+        for line in chunk.trap_lines():
+            s.trap_events_by_kind.update(masks_of(line))
+
+    def trap_accounts(self) -> dict[str, int]:
+        """Accounts that carry each legitimate trap (by construction, whether or not they
+        were active in the period; the events are counted in the summary)."""
+        w = self.world
+        victims = w.revoked_ms < BIG_MS
+        return {
+            "vpn_member": int((w.vpn_asn >= 0).sum()),
+            "geoip_noise": int((w.gateway >= 0).sum()),
+            "second_home": int((w.home2 >= 0).sum()),
+            "traveller": int(((w.trip_dest >= 0) & (w.trip_in < self.config.end_ms) & (w.trip_home > self.config.start_ms)).sum()),
+            "takeover_victim": int(victims.sum()),
+            "takeover_victims_reset": int((victims & (w.reset_ms < BIG_MS)).sum()),
+        }
 
 
 def generate(config: SimConfig) -> Iterator[dict[str, Any]]:
@@ -168,14 +244,16 @@ def generate(config: SimConfig) -> Iterator[dict[str, Any]]:
 
 
 def write(config: SimConfig, out_dir: Path, progress: bool = False) -> tuple[Summary, dict[str, Path]]:
-    """Write the Kinesis-ready events file, the ground truth, the attack list, the
-    viewing-history export, the catalogue, the ASN registry and a manifest into ``out_dir``."""
+    """Write the Kinesis-ready events file, the ground truth (attack events), the legitimate
+    traps, the attack list, the viewing-history export, the catalogue, the ASN registry and a
+    manifest into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "exports").mkdir(exist_ok=True)
     sim = Simulator(config)
     paths = {
         "events": out_dir / "events.jsonl",
         "ground_truth": out_dir / "ground_truth.jsonl",
+        "legit_traps": out_dir / "legit_traps.jsonl",
         "attacks": out_dir / "attacks.jsonl",
         "viewing_history": out_dir / "exports" / "viewing_history.csv",
         "catalogue": out_dir / "catalogue.csv",
@@ -190,16 +268,24 @@ def write(config: SimConfig, out_dir: Path, progress: bool = False) -> tuple[Sum
     plays_country: Counter[str] = Counter()
     plays_device: Counter[str] = Counter()
     plays_network: Counter[str] = Counter()
-    with paths["events"].open("w", encoding="utf-8") as ev, paths["ground_truth"].open("w", encoding="utf-8") as gt:
+    with (
+        paths["events"].open("w", encoding="utf-8") as ev,
+        paths["ground_truth"].open("w", encoding="utf-8") as gt,
+        paths["legit_traps"].open("w", encoding="utf-8") as lt,
+    ):
         for chunk in sim.chunks(bar):
-            ev.write("\n".join([line for _, line, _, _ in chunk]))
-            ev.write("\n")
-            truths = [truth for _, _, _, truth in chunk if truth is not None]
+            # In slices: one join of a whole day would double the peak memory.
+            for i in range(0, len(chunk.lines), WRITE_SLICE):
+                ev.write("\n".join(chunk.lines[i : i + WRITE_SLICE]))
+                ev.write("\n")
+            truths = chunk.truth_lines()
             if truths:
                 gt.write("\n".join(truths) + "\n")
-            for _, line, kind, _ in chunk:
-                if kind == "playback_start":
-                    _tally_play(line, plays_country, plays_device, plays_network)
+            trap_rows = chunk.trap_lines()
+            if trap_rows:
+                lt.write("\n".join(trap_rows) + "\n")
+            for i in np.flatnonzero(chunk.kind_array == "playback_start").tolist():
+                _tally_play(chunk.lines[i], plays_country, plays_device, plays_network)
     if bar is not None:
         bar.close()
     summary = sim.summary
@@ -228,6 +314,18 @@ def write(config: SimConfig, out_dir: Path, progress: bool = False) -> tuple[Sum
         "files": {k: str(v.relative_to(out_dir)) for k, v in paths.items()},
         "summary": summary.to_json(),
         "viewing_history_rows": len(views),
+        "legit_traps": {
+            "note": "legitimate by construction (never in ground_truth.jsonl); one row per event in legit_traps.jsonl",
+            "accounts": sim.trap_accounts(),
+            "events": {k: summary.trap_events_by_kind.get(k, 0) for k in TRAP_KINDS},
+        },
+        "period_end": {
+            "at": iso1(config.end_ms),
+            "note": ("sessions still playing at the cut keep their start and the heartbeats sent before it and have "
+                     "no playback_stop in events.jsonl; would_stop_at is when they would have stopped (ground truth)"),
+            "open_sessions": sim.open_sessions,
+        },
+        "impressions": impression_truth(config.seed, sim.geo.countries, sorted(summary.members_by_country)),
     }  # fmt: skip
     paths["manifest"].write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return summary, paths

@@ -17,7 +17,9 @@ Sources (no hand-typed tables):
 * **Networks (ASNs)**: synthetic but deterministic (independent of the simulation seed, so
   every run agrees): each country gets a few broadband and mobile-carrier ASNs in proportion
   to its size, each owning some public IPv4 /16 blocks; a dozen hosting ASNs are marked as
-  VPN / relay egress (``VPN_ASNS``), the notion the fraud rules share.
+  VPN / relay egress (``vpn_asns()``), the notion the fraud rules share. GeoIP places each
+  VPN egress in one data-centre city (``egress``: the principal city of the country's first
+  IANA zone), for members and attackers alike.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import csv
 import math
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
 from pathlib import Path
@@ -89,14 +91,17 @@ def load_geography() -> Geography:
     names: list[str] = []
     ccs: list[str] = []
     with cities_csv_path().open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            cc = row["cc"].strip()
-            name = row["name"].strip()
+        reader = csv.reader(fh)
+        header = next(reader)
+        i_lat, i_lon, i_name, i_cc = (header.index(k) for k in ("lat", "lon", "name", "cc"))
+        for row in reader:
+            cc = row[i_cc].strip()
+            name = row[i_name].strip()
             # "NA" is Namibia, not a missing value; rows without a code are unusable.
             if len(cc) != 2 or not name:
                 continue
-            lat.append(float(row["lat"]))
-            lon.append(float(row["lon"]))
+            lat.append(float(row[i_lat]))
+            lon.append(float(row[i_lon]))
             names.append(name[:128])
             ccs.append(cc)
     lat_a = np.array(lat)
@@ -236,6 +241,7 @@ class AsnRegistry:
     asns: tuple[Asn, ...]
     by_country: dict[str, dict[str, tuple[int, ...]]]  # cc -> kind -> indexes into asns
     vpn: tuple[int, ...]  # indexes of VPN/relay ASNs
+    egress: dict[int, int] = field(default_factory=dict)  # VPN ASN index -> GeoIP place
 
     def numbers(self) -> np.ndarray:
         return np.array([a.number for a in self.asns], dtype=np.int64)
@@ -264,9 +270,15 @@ class AsnRegistry:
                 "kind": a.kind,
                 "vpn": a.vpn,
                 "prefixes": [f"{p >> 8}.{p & 255}.0.0/16" for p in a.prefixes],
+                **({"egress_city": self.egress_name[i]} if i in self.egress else {}),
             }
-            for a in self.asns
+            for i, a in enumerate(self.asns)
         ]
+
+    @property
+    def egress_name(self) -> dict[int, str]:
+        geo = load_geography()
+        return {i: f"{geo.name[c]}, {geo.country_code(c)}" for i, c in self.egress.items()}
 
 
 def _public_slash16() -> list[int]:
@@ -312,7 +324,16 @@ def load_asns() -> AsnRegistry:
         hosting = tuple(add(cc, "hosting", True, 1) for _ in range(2))
         by_country[cc] = {**by_country[cc], "hosting": hosting}
         vpn.extend(hosting)
-    return AsnRegistry(tuple(asns), by_country, tuple(vpn))
+    # GeoIP puts a VPN egress in its country's main data-centre city: the principal city of
+    # the country's first IANA zone (New York, Shanghai, Berlin...), its nearest GeoNames place.
+    table = _zone_tab()
+    egress = {}
+    for i in vpn:
+        cc = asns[i].country
+        places = geo.cities_of(cc)
+        _, zlat, zlon = table[cc][0]
+        egress[i] = int(places[int(np.argmin(haversine_km(geo.lat[places], geo.lon[places], zlat, zlon)))])
+    return AsnRegistry(tuple(asns), by_country, tuple(vpn), egress)
 
 
 def vpn_asns() -> frozenset[int]:

@@ -8,12 +8,14 @@ slow; rare events go through ``json.dumps``. A unit test round-trips every line 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from streamsense_sim.geo import AsnRegistry, Geography
+from streamsense_sim.traps import trap_line
 
 
 def iso(t_ms: np.ndarray) -> list[str]:
@@ -23,7 +25,11 @@ def iso(t_ms: np.ndarray) -> list[str]:
 
 
 def iso1(t_ms: int) -> str:
-    return iso(np.array([t_ms]))[0]
+    """``iso`` of one instant, without numpy's per-call overhead (rare events call it a lot)."""
+    sec, ms = divmod(int(t_ms), 1000)
+    tm = time.gmtime(sec)
+    base = f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+    return base + "Z" if ms == 0 else f"{base}.{ms:03d}000Z"
 
 
 def new_ids(rng: np.random.Generator, n: int, prefix: str = "") -> list[str]:
@@ -82,15 +88,22 @@ class Batch:
     lines: list[str] = field(default_factory=list)
     truth: list[str | None] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
+    traps: list[str | None] = field(default_factory=list)  # legit_traps lines (see traps.py)
     # (t_start_ms, member, title, weight) rows of the viewing-history export
     views: list[tuple[int, str, str, float]] = field(default_factory=list)
+    # Sessions still playing at the period's end (their stop is never emitted).
+    open_sessions: list[dict[str, Any]] = field(default_factory=list)
+    impressions: int = 0
 
-    def add(self, t: np.ndarray, lines: list[str], truth: list[str | None], kind: str) -> None:
+    def add(
+        self, t: np.ndarray, lines: list[str], truth: list[str | None], kind: str, traps: list[str | None] | None = None
+    ) -> None:
         assert len(t) == len(lines) == len(truth)
         self.t.append(np.asarray(t, dtype=np.int64))
         self.lines.extend(lines)
         self.truth.extend(truth)
         self.kinds.extend([kind] * len(lines))
+        self.traps.extend(traps if traps is not None else [None] * len(lines))
 
     def times(self) -> np.ndarray:
         return np.concatenate(self.t) if self.t else np.zeros(0, dtype=np.int64)
@@ -104,6 +117,7 @@ class RareEvents:
         self.lines: list[str] = []
         self.truth: list[str | None] = []
         self.kinds: list[str] = []
+        self.traps: list[str | None] = []
 
     def add(
         self,
@@ -113,7 +127,9 @@ class RareEvents:
         kind: str,
         payload: dict[str, Any],
         attack: tuple[str, str] | None = None,
+        trap: int = 0,
     ) -> None:
+        """``attack``: (type, id) for an attack event; ``trap``: the legit trap bit mask."""
         when = iso1(t_ms)
         line = (
             f'{{"version":1,"event_id":"{event_id}","occurred_at":"{when}",'
@@ -123,6 +139,7 @@ class RareEvents:
         self.lines.append(line)
         self.kinds.append(kind)
         self.truth.append(truth_line(event_id, attack, kind, account_id, when) if attack else None)
+        self.traps.append(trap_line(event_id, trap, kind, account_id, when) if trap and not attack else None)
 
     def into(self, batch: Batch) -> None:
         if not self.t:
@@ -131,6 +148,7 @@ class RareEvents:
         batch.lines.extend(self.lines)
         batch.truth.extend(self.truth)
         batch.kinds.extend(self.kinds)
+        batch.traps.extend(self.traps)
 
 
 def truth_line(event_id: str, attack: tuple[str, str], kind: str, account_id: str, when: str) -> str:

@@ -1,4 +1,11 @@
-"""Playback sessions as columns: QoE, then start / heartbeat / stop events."""
+"""Playback sessions as columns: QoE, then start / heartbeat / stop events.
+
+The period is cut like a real export: a session still playing at the period's end keeps its
+start and the heartbeats sent before the cut, and has no ``playback_stop`` in the file. Such
+sessions are listed in the manifest (``period_end.open_sessions``, with the stop the session
+would have had, as ground truth); consumers must treat a missing stop of a session started
+less than its length before the cut as "still playing", not as abandoned. The viewing-history
+export weighs an open session by what was watched up to the cut."""
 
 from __future__ import annotations
 
@@ -9,7 +16,8 @@ import numpy as np
 
 from streamsense_sim.catalogue import Catalogue
 from streamsense_sim.qoe import NETWORK_TYPES, PlayerResult, ThroughputModel, play
-from streamsense_sim.render import Batch, Fragments, device_json, iso, new_ids, truth_line
+from streamsense_sim.render import Batch, Fragments, device_json, iso, iso1, new_ids, truth_line
+from streamsense_sim.traps import trap_line
 from streamsense_sim.world import DEVICE_TYPES
 
 
@@ -31,6 +39,7 @@ class Sessions:
     subtitles: list[str]
     attack_type: list[str | None]
     attack_id: list[str | None]
+    trap: np.ndarray  # legit trap bit mask (traps.py), 0 = none
 
     def __len__(self) -> int:
         return len(self.t_start)
@@ -71,7 +80,9 @@ def render_sessions(
     rng: np.random.Generator,
     interval_s: int,
     batch: Batch,
+    cut_ms: int,
 ) -> None:
+    """Render every session's events into the batch; ``cut_ms`` is the period's end."""
     n = len(s)
     if n == 0:
         return
@@ -88,6 +99,7 @@ def render_sessions(
     dev = [device_json(d, t) for d, t in zip(s.device_id, devtype, strict=True)]
     netw = [frags.network(ip, a, c) for ip, a, c in zip(s.ip, asn, city, strict=True)]
     attacks = [(a, b) if a is not None and b is not None else None for a, b in zip(s.attack_type, s.attack_id, strict=True)]
+    traps = s.trap.tolist()
 
     # playback_start
     ids = new_ids(rng, n)
@@ -104,7 +116,7 @@ def render_sessions(
         truth_line(e, atk, "playback_start", acc, w) if atk else None
         for e, atk, acc, w in zip(ids, attacks, s.account, when, strict=True)
     ]
-    batch.add(s.t_start, lines, truth, "playback_start")
+    batch.add(s.t_start, lines, truth, "playback_start", _traps(ids, traps, "playback_start", s.account, when))
 
     # playback_heartbeat
     mask = np.arange(p.beat_kbps.shape[1])[None, :] < p.n_beats[:, None]
@@ -119,10 +131,17 @@ def render_sessions(
         ids = new_ids(rng, len(ss))
         when = iso(t)
         sl = ss.tolist()
+        # A session's fixed parts are joined once, not once per heartbeat.
+        head = [
+            f'","account_id":"{acc}","type":"playback_heartbeat","payload":{{{c},"position_s":'
+            for acc, c in zip(s.account, common, strict=True)
+        ]
+        mid = [
+            f',"device":{d},"network":{nw},"network_type":"{nt}","qoe":{{"throughput_kbps":'
+            for d, nw, nt in zip(dev, netw, nettype, strict=True)
+        ]
         lines = [
-            f'{{"version":1,"event_id":"{e}","occurred_at":"{w}","account_id":"{s.account[i]}",'
-            f'"type":"playback_heartbeat","payload":{{{common[i]},"position_s":{ps!r},"device":{dev[i]},'
-            f'"network":{netw[i]},"network_type":"{nettype[i]}","qoe":{{"throughput_kbps":{k!r},'
+            f'{{"version":1,"event_id":"{e}","occurred_at":"{w}{head[i]}{ps!r}{mid[i]}{k!r},'
             f'"bitrate_kbps":{b!r},"rebuffer_ms":{r},"buffer_s":{f!r}}}}}}}'
             for e, w, i, ps, k, b, r, f in zip(
                 ids, when, sl, pos.tolist(), kbps.tolist(), br.tolist(), rb.tolist(), bf.tolist(), strict=True
@@ -132,7 +151,11 @@ def render_sessions(
             truth_line(e, attacks[i], "playback_heartbeat", s.account[i], w) if attacks[i] else None  # type: ignore[arg-type]
             for e, i, w in zip(ids, sl, when, strict=True)
         ]
-        batch.add(t, lines, truth, "playback_heartbeat")
+        trap_rows = [
+            trap_line(e, traps[i], "playback_heartbeat", s.account[i], w) if traps[i] else None
+            for e, i, w in zip(ids, sl, when, strict=True)
+        ]
+        batch.add(t, lines, truth, "playback_heartbeat", trap_rows)
 
     # playback_stop
     t = s.t_start + p.stop_wall_ms
@@ -149,9 +172,31 @@ def render_sessions(
         truth_line(e, atk, "playback_stop", acc, w) if atk else None
         for e, atk, acc, w in zip(ids, attacks, s.account, when, strict=True)
     ]
-    batch.add(t, lines, truth, "playback_stop")
+    batch.add(t, lines, truth, "playback_stop", _traps(ids, traps, "playback_stop", s.account, when))
 
-    frac = np.clip(p.watched_s / catalogue.duration_s[s.title], 0.0, 1.0)
+    # Sessions still playing at the cut: known so far = the heartbeats sent before it.
+    stop_t = t
+    sent = np.arange(p.beat_wall_ms.shape[1])[None, :] < p.n_beats[:, None]
+    beats_before = (sent & (s.t_start[:, None] + p.beat_wall_ms < cut_ms)).sum(axis=1)
+    open_ = (s.t_start < cut_ms) & (stop_t >= cut_ms)
+    known = np.where(open_, np.minimum(beats_before * float(interval_s), p.watched_s), p.watched_s)
+    for i in np.flatnonzero(open_).tolist():
+        nb = int(beats_before[i])
+        batch.open_sessions.append({
+            "session_id": session_ids[i], "account_id": s.account[i], "profile_id": s.profile[i],
+            "title_id": title_ids[i], "started_at": iso1(int(s.t_start[i])),
+            "last_heartbeat_at": iso1(int(s.t_start[i] + p.beat_wall_ms[i, nb - 1])) if nb else None,
+            "position_s_at_cut": round(float(s.start_pos[i] + nb * interval_s), 1),
+            "would_stop_at": iso1(int(stop_t[i])), "attack_type": s.attack_type[i],
+        })  # fmt: skip
+    frac = np.clip(known / catalogue.duration_s[s.title], 0.0, 1.0)
     batch.views.extend(
         zip(s.t_start.tolist(), s.profile, title_ids, np.round(frac, 3).tolist(), strict=True)
     )
+
+
+def _traps(ids: list[str], traps: list[int], kind: str, account: list[str], when: list[str]) -> list[str | None]:
+    return [
+        trap_line(e, m, kind, a, w) if m else None
+        for e, m, a, w in zip(ids, traps, account, when, strict=True)
+    ]

@@ -14,6 +14,19 @@ CSR layout: ``prof_start[a]:prof_start[a+1]`` are account a's profiles).
 * Trips: each day an account leaves with probability ``trip_rate_per_day`` (0.4%) for 2-10
   days, 60% domestic (>= 150 km), 40% abroad (>= 500 km); travel takes distance / 800 km/h
   plus 90 minutes, and the household is away (its TV stays home) in between.
+
+Legitimate look-alikes of attacks (drawn from their own generator, so the base population
+above does not change when their shares do):
+
+* Second homes: ``second_home_share`` of multi-stream accounts with 2+ profiles are shared
+  with a second household (80% in the same country >= 100 km away, 20% abroad >= 300 km):
+  the account's last profile lives there with its own TV or browser, a phone and a broadband
+  line. Such accounts take no trips (each household stays put).
+* VPN members: ``vpn_member_share`` of accounts own a VPN subscription with one egress ASN
+  (70% one in their own country when it has one); GeoIP puts that egress in the biggest metro
+  of the ASN's country (``AsnRegistry.egress``).
+* Carrier GeoIP: for ``geoip_noise_share`` of accounts, the mobile carrier's egress gateway is
+  a place 150-600 km from home in the same country: cellular sessions at home geolocate there.
 """
 
 from __future__ import annotations
@@ -32,6 +45,8 @@ PLANS = np.array([1, 2, 4])
 #: Monthly price per plan (USD), billed on the account's signup day of month.
 PLAN_PRICE = {1: 7.99, 2: 13.99, 4: 19.99}
 TRAVEL_KMH = 800.0
+#: "Never" for int64 millisecond timestamps (far beyond any period, safe to add to).
+BIG_MS = np.iinfo(np.int64).max // 4
 TRAVEL_OVERHEAD_MS = 90 * 60_000
 EMAIL_DOMAINS = ("example.com", "example.net", "example.org")
 
@@ -141,6 +156,18 @@ class World:
     trip_in: np.ndarray  # arrival at destination
     trip_back: np.ndarray  # departure home
     trip_home: np.ndarray  # arrival home
+    home2: np.ndarray  # second household's place, -1 = none
+    home2_asn: np.ndarray
+    home2_ip: list[str]
+    prof_site: np.ndarray  # 0 = main home, 1 = second home
+    dev_site: np.ndarray  # 0 = main home, 1 = second home
+    vpn_asn: np.ndarray  # registry index of the member's VPN egress ASN, -1 = no VPN
+    gateway: np.ndarray  # GeoIP place of the member's mobile carrier at home, -1 = true place
+    last_login_city: np.ndarray  # mutable: the true place of each device's last login
+    # Account takeover state (set before the traffic is generated, see attacks.plan_takeovers).
+    revoked_ms: np.ndarray  # the attacker's password change: every device signed out
+    victim_resets: np.ndarray  # bool: the victim will reset the password when locked out
+    reset_ms: np.ndarray  # mutable: when the victim reset the password (BIG = not yet)
 
     @property
     def size(self) -> int:
@@ -158,9 +185,13 @@ class World:
         away = has & (t_ms >= self.trip_in[account]) & (t_ms < self.trip_back[account])
         return np.where(transit, -1, np.where(away, dest, home))
 
+    def site_home(self, account: np.ndarray, site: np.ndarray) -> np.ndarray:
+        """The place each (account, site) household lives: the main home or the second one."""
+        return np.where(site == 1, self.home2[account], self.home[account])
+
     def phase_end(self, account: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
         """The time the household's current location phase ends (sessions stop by then)."""
-        big = np.iinfo(np.int64).max // 4
+        big = BIG_MS
         out = np.full(len(account), big, dtype=np.int64)
         has = self.trip_dest[account] >= 0
         for bound in (self.trip_out, self.trip_in, self.trip_back, self.trip_home):
@@ -234,6 +265,38 @@ def build_world(config: SimConfig, geo: Geography, asns: AsnRegistry) -> World:
         members = np.flatnonzero(prof_country == ci)
         prof_genre[members] = np.minimum(np.searchsorted(cum_aff[ci], gu[members], side="right"), len(GENRES) - 1)
 
+    # Second households (own generator: the base population is unchanged by these shares).
+    rx = np.random.default_rng([config.seed, 2])
+    n_prof_arr = np.asarray(n_prof)
+    eligible = (plan >= 2) & (n_prof_arr >= 2)
+    home2 = np.full(n, -1, dtype=np.int64)
+    pick2 = np.flatnonzero(eligible & (rx.random(n) < config.second_home_share))
+    if len(pick2):
+        abroad = rx.random(len(pick2)) < 0.2
+        dest = np.full(len(pick2), -1, dtype=np.int64)
+        todo = np.flatnonzero(~abroad)
+        for _ in range(12):
+            if not len(todo):
+                break
+            cand = cities.within(rx, country[pick2[todo]])
+            d = haversine_km(geo.lat[home[pick2[todo]]], geo.lon[home[pick2[todo]]], geo.lat[cand], geo.lon[cand])
+            ok = d >= 100
+            dest[todo[ok]] = cand[ok]
+            todo = todo[~ok]
+        far = np.flatnonzero(abroad)
+        dest[far] = cities.far_from(rx, home[pick2[far]], 300.0)
+        home2[pick2] = dest
+    second = home2 >= 0
+    home2_asn = np.full(n, -1, dtype=np.int64)
+    home2_ip = [""] * n
+    for a in np.flatnonzero(second).tolist():
+        lines2 = asns.by_country[geo.countries[int(geo.country[home2[a]])]]["broadband"]
+        home2_asn[a] = lines2[int(rx.integers(0, len(lines2)))]
+        home2_ip[a] = asns.ip(int(home2_asn[a]), rx)
+    # The account's last profile lives in the second home.
+    prof_site = np.zeros(m, dtype=np.int64)
+    prof_site[prof_start[1:][second] - 1] = 1
+
     # Devices: shared ones per household, a phone per profile.
     has = {
         0: rng.random(n) < 0.80,  # tv
@@ -243,26 +306,41 @@ def build_world(config: SimConfig, geo: Geography, asns: AsnRegistry) -> World:
     }
     phones = rng.random(m) < 0.85
     phones_per_account = np.bincount(prof_account[phones], minlength=n)
+    big_screen2 = rx.random(n) < 0.7
     dev_types_per_account: list[list[int]] = []
+    dev_sites: list[int] = []
     for a in range(n):
         types = [t for t in (0, 4, 2, 3) if has[t][a]] + [1] * int(phones_per_account[a])
         if not types:
             types = [3]
+        sites = [0] * len(types)
+        if second[a]:
+            # The second household: a TV (or a browser) and the profile's phone.
+            types = [*types, 0 if big_screen2[a] else 3, 1]
+            sites += [1, 1]
         dev_types_per_account.append(types)
+        dev_sites.extend(sites)
     n_dev = np.array([len(t) for t in dev_types_per_account])
     dev_start = np.concatenate([[0], np.cumsum(n_dev)]).astype(np.int64)
     dev_type = np.array([t for ts in dev_types_per_account for t in ts], dtype=np.int64)
+    dev_site = np.array(dev_sites, dtype=np.int64)
     dev_account = np.repeat(np.arange(n), n_dev)
-    raw = rng.integers(0, 2**63, size=len(dev_type), dtype=np.int64)
+    main_dev = dev_site == 0
+    n_main, n_extra = int(main_dev.sum()), int((~main_dev).sum())
+    raw = np.empty(len(dev_type), dtype=np.int64)
+    raw[main_dev] = rng.integers(0, 2**63, size=n_main, dtype=np.int64)
+    raw[~main_dev] = rx.integers(0, 2**63, size=n_extra, dtype=np.int64)
     device_id = [f"dev-{v:016x}" for v in raw.tolist()]
-    last_login_ms = start - rng.integers(0, DAY_MS, size=len(dev_type))
+    last_login_ms = np.empty(len(dev_type), dtype=np.int64)
+    last_login_ms[main_dev] = start - rng.integers(0, DAY_MS, size=n_main)
+    last_login_ms[~main_dev] = start - rx.integers(0, DAY_MS, size=n_extra)
 
     # Trips (at most one overlapping the period per account).
     window = config.days + 10
     p_trip = 1.0 - (1.0 - config.trip_rate_per_day) ** window
     travels = np.flatnonzero(rng.random(n) < p_trip)
     trip_dest = np.full(n, -1, dtype=np.int64)
-    big = np.iinfo(np.int64).max // 4
+    big = BIG_MS
     trip_out = np.full(n, big, dtype=np.int64)
     trip_in = trip_out.copy()
     trip_back = trip_out.copy()
@@ -287,6 +365,34 @@ def build_world(config: SimConfig, geo: Geography, asns: AsnRegistry) -> World:
         trip_in[travels] = out + travel_ms
         trip_back[travels] = back
         trip_home[travels] = back + travel_ms
+    # Each household of a shared account stays put (their distance already looks like travel).
+    trip_dest[second] = -1
+    for arr in (trip_out, trip_in, trip_back, trip_home):
+        arr[second] = big
+
+    # VPN members and their egress; carrier gateways GeoIP places members at.
+    vpn_asn = np.full(n, -1, dtype=np.int64)
+    vpn_members = np.flatnonzero(rx.random(n) < config.vpn_member_share)
+    own_u = rx.random(len(vpn_members))
+    any_pick = rx.integers(0, len(asns.vpn), size=len(vpn_members))
+    for j, a in enumerate(vpn_members.tolist()):
+        local = asns.by_country[geo.countries[int(country[a])]]["hosting"]
+        if local and own_u[j] < 0.7:
+            vpn_asn[a] = local[int(any_pick[j]) % len(local)]
+        else:
+            vpn_asn[a] = asns.vpn[int(any_pick[j])]
+    gateway = np.full(n, -1, dtype=np.int64)
+    todo = np.flatnonzero(rx.random(n) < config.geoip_noise_share)
+    for _ in range(12):
+        if not len(todo):
+            break
+        cand = cities.within(rx, country[todo])
+        d = haversine_km(geo.lat[home[todo]], geo.lon[home[todo]], geo.lat[cand], geo.lon[cand])
+        ok = (d >= 150) & (d <= 600) & (geo.country[cand] == country[todo])
+        gateway[todo[ok]] = cand[ok]
+        todo = todo[~ok]
+
+    last_login_city = np.where(dev_site == 1, home2[dev_account], home[dev_account])
 
     return World(
         config=config,
@@ -320,4 +426,15 @@ def build_world(config: SimConfig, geo: Geography, asns: AsnRegistry) -> World:
         trip_in=trip_in,
         trip_back=trip_back,
         trip_home=trip_home,
+        home2=home2,
+        home2_asn=home2_asn,
+        home2_ip=home2_ip,
+        prof_site=prof_site,
+        dev_site=dev_site,
+        vpn_asn=vpn_asn,
+        gateway=gateway,
+        last_login_city=last_login_city,
+        revoked_ms=np.full(n, big, dtype=np.int64),
+        victim_resets=np.zeros(n, dtype=bool),
+        reset_ms=np.full(n, big, dtype=np.int64),
     )

@@ -16,11 +16,15 @@ def small_run() -> Run:
     records = list(sim.records())
     lines = [r.line for r in records]
     truth = {}
+    traps = {}
     for r in records:
         if r.truth is not None:
             row = json.loads(r.truth)
             truth[row["event_id"]] = row
-    return Run(sim, lines, [json.loads(x) for x in lines], truth)
+        if r.trap is not None:
+            row = json.loads(r.trap)
+            traps[row["event_id"]] = row
+    return Run(sim, lines, [json.loads(x) for x in lines], truth, traps)
 
 
 @pytest.fixture(scope="session")

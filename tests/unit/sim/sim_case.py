@@ -24,6 +24,9 @@ SMALL = SimConfig(
     ),
     signup_rate_per_day=0.01,
     trip_rate_per_day=0.03,
+    # Raised too, so that every legitimate trap occurs several times.
+    second_home_share=0.15,
+    card_expiry_share=0.3,
     block_size=250,
 )
 
@@ -33,4 +36,9 @@ class Run:
     sim: Simulator
     lines: list[str]
     events: list[dict[str, Any]]
-    truth: dict[str, dict[str, Any]]  # event_id -> ground truth row
+    truth: dict[str, dict[str, Any]]  # event_id -> ground truth row (attack events)
+    traps: dict[str, dict[str, Any]]  # event_id -> legit trap row
+
+    def trapped(self, event: dict[str, Any], kind: str) -> bool:
+        row = self.traps.get(event["event_id"])
+        return row is not None and kind in row["traps"]

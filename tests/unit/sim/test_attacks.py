@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from sim_case import Run
+from sim_case import SMALL, Run
 from streamsense.events import validate_event
 from streamsense_sim import ATTACK_TYPES, vpn_asns
 from streamsense_sim.geo import haversine_km
@@ -174,14 +174,76 @@ def test_stolen_card_payments_are_approved_then_charged_back(small_run: Run) -> 
     assert seen >= 3
 
 
-def test_vpn_asns_are_the_ones_attackers_use(small_run: Run, small_files: Any) -> None:
+def test_vpn_asns_are_shared_by_attackers_and_legit_vpn_members(small_run: Run, small_files: Any) -> None:
     vpn = vpn_asns()
     assert len(vpn) == 12
     manifest = json.loads((small_files / "manifest.json").read_text())
     assert set(manifest["vpn_asns"]) == vpn
-    stuffing_asns = {e["payload"]["network"]["asn"] for e in small_run.events
-                     if small_run.truth.get(e["event_id"], {}).get("attack_type") == "credential_stuffing"}  # fmt: skip
-    legit_asns = {e["payload"]["network"]["asn"] for e in small_run.events
-                  if e["event_id"] not in small_run.truth and "network" in e["payload"]}  # fmt: skip
-    assert not legit_asns & vpn
-    assert stuffing_asns
+    world, geo, reg = small_run.sim.world, small_run.sim.geo, small_run.sim.asns
+    egress = {reg.asns[i].number: (geo.lat[c], geo.lon[c]) for i, c in reg.egress.items()}
+    index = {a: i for i, a in enumerate(world.account_id)}
+    attack_vpn = legit_vpn = 0
+    for e in small_run.events:
+        net = e["payload"].get("network")
+        if net is None or net["asn"] not in vpn:
+            continue
+        # Members and attackers alike: GeoIP puts a VPN egress in its one data-centre city.
+        assert (net["lat"], net["lon"]) == egress[net["asn"]]
+        if e["event_id"] in small_run.truth:
+            attack_vpn += 1
+            continue
+        # A legitimate event on a VPN ASN is always a VPN member's own (and tagged as a trap).
+        legit_vpn += 1
+        assert small_run.trapped(e, "vpn_member"), e
+        a = index[e["account_id"]]
+        assert reg.asns[int(world.vpn_asn[a])].number == net["asn"]
+        assert e["payload"]["device"]["device_type"] in ("mobile", "tablet", "web")
+    assert attack_vpn >= 100 and legit_vpn >= 100
+    # Tagged VPN events are exactly the legitimate events on VPN ASNs.
+    tagged = [e for e in small_run.events if small_run.trapped(e, "vpn_member")]
+    assert all(e["payload"]["network"]["asn"] in vpn for e in tagged) and len(tagged) == legit_vpn
+
+
+def test_takeover_victims_are_locked_out_then_some_reset_from_their_own_device(small_run: Run) -> None:
+    world = small_run.sim.world
+    index = {a: i for i, a in enumerate(world.account_id)}
+    attacks = _by_attack(small_run)
+    locked = resets = 0
+    for events in attacks.values():
+        if small_run.truth[events[0]["event_id"]]["attack_type"] != "account_takeover":
+            continue
+        acc = events[0]["account_id"]
+        a = index[acc]
+        t_pw = _ms(next(e for e in events if e["type"] == "account_change"))
+        assert t_pw == world.revoked_ms[a]
+        own = [e for e in small_run.events if e["account_id"] == acc and e["event_id"] not in small_run.truth
+               and e["type"] != "label" and _ms(e) >= t_pw]  # fmt: skip
+        reset = [e for e in own if e["type"] == "account_change" and e["payload"]["field"] == "password"]
+        t_reset = _ms(reset[0]) if reset else float("inf")
+        assert len(reset) <= 1
+        for e in own:
+            if e["type"] == "login" and _ms(e) < t_reset:
+                # Before the reset every attempt uses the old password.
+                assert not e["payload"]["success"] and e["payload"]["failure_reason"] == "bad_password"
+                assert small_run.trapped(e, "takeover_victim")
+                locked += 1
+            if e["type"] == "playback_start":
+                # Signed out: no new play until the reset (a login may precede its play by <= 2 min).
+                assert _ms(e) < t_pw + 150_000 or _ms(e) > t_reset
+        if reset:
+            resets += 1
+            assert bool(world.victim_resets[a])
+            change = reset[0]
+            assert small_run.trapped(change, "takeover_victim")
+            # From one of the victim's own devices, after a failed attempt, then a good login.
+            devices = set(world.device_id[world.dev_start[a]:world.dev_start[a + 1]])
+            assert change["payload"]["device"]["device_id"] in devices
+            before = [e for e in own if e["type"] == "login" and _ms(e) < t_reset]
+            assert any(e["payload"]["device"] == change["payload"]["device"] for e in before)
+            after = next(e for e in own if e["type"] == "login" and _ms(e) > t_reset)
+            assert after["payload"]["success"] and _ms(after) == t_reset + 60_000
+        elif any(e["type"] == "login" for e in own):
+            # Locked out and no reset in the file: a victim who never resets, or one whose
+            # reset falls after the period's end.
+            assert not world.victim_resets[a] or world.reset_ms[a] >= SMALL.end_ms
+    assert locked >= 3 and resets >= 1

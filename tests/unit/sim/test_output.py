@@ -16,6 +16,7 @@ from streamsense_sim import Simulator, write
 FILES = (
     "events.jsonl",
     "ground_truth.jsonl",
+    "legit_traps.jsonl",
     "attacks.jsonl",
     "exports/viewing_history.csv",
     "catalogue.csv",
@@ -57,15 +58,21 @@ def test_events_are_time_ordered_unique_and_in_the_period(small_run: Run) -> Non
     kinds = Counter(e["type"] for e in small_run.events)
     assert set(kinds) == {
         "signup", "login", "account_change", "payment", "label",
-        "playback_start", "playback_heartbeat", "playback_stop",
+        "playback_start", "playback_heartbeat", "playback_stop", "impression",
     }  # fmt: skip
 
 
-def test_records_expose_the_partition_key(small_run: Run) -> None:
+def test_records_expose_the_partition_key_and_the_stream(small_run: Run) -> None:
     sim = Simulator(replace(SMALL, days=1))
-    for rec in list(sim.records())[:500]:
+    streams: dict[str, set[str]] = {}
+    for rec in sim.records():
         assert rec.account_id == json.loads(rec.line)["account_id"]
         assert rec.kind == json.loads(rec.line)["type"]
+        streams.setdefault(rec.kind, set()).add(rec.stream)
+    # Routing follows the one system description: impressions ride with the plays.
+    assert streams["impression"] == {"playback"}
+    assert streams["playback_start"] == streams["playback_heartbeat"] == streams["playback_stop"] == {"playback"}
+    assert streams["login"] == streams["payment"] == streams["label"] == {"activity"}
 
 
 def test_files_hold_the_same_events_as_the_api(small_files: Path, small_run: Run) -> None:
@@ -73,9 +80,13 @@ def test_files_hold_the_same_events_as_the_api(small_files: Path, small_run: Run
     assert lines == small_run.lines
     truth = [json.loads(x) for x in (small_files / "ground_truth.jsonl").read_text().splitlines()]
     assert {t["event_id"] for t in truth} == set(small_run.truth)
+    traps = [json.loads(x) for x in (small_files / "legit_traps.jsonl").read_text().splitlines()]
+    assert [t["event_id"] for t in traps] == [e["event_id"] for e in small_run.events if e["event_id"] in small_run.traps]
     manifest = json.loads((small_files / "manifest.json").read_text())
     assert manifest["summary"]["events"] == len(lines)
     assert sum(manifest["summary"]["events_by_type"].values()) == len(lines)
+    by_kind = Counter(k for t in traps for k in t["traps"])
+    assert manifest["legit_traps"]["events"] == {k: by_kind.get(k, 0) for k in manifest["legit_traps"]["events"]}
     assert manifest["catalogue"]["source"] == "generated"
     assert manifest["throughput_source"] == "parametric"
 
@@ -97,3 +108,38 @@ def test_viewing_history_export(small_files: Path, small_run: Run) -> None:
     stop = stops[first["payload"]["session_id"]]
     row = next(r for r in rows[1:] if r[0] == first["payload"]["profile_id"] and r[1] == first["payload"]["title_id"])
     assert float(row[3]) == round(min(stop["watched_s"] / stop["title_duration_s"], 1.0), 3)
+
+
+def test_sessions_playing_at_the_cut_stay_open_and_are_listed(small_files: Path, small_run: Run) -> None:
+    manifest = json.loads((small_files / "manifest.json").read_text())
+    cut = manifest["period_end"]
+    assert cut["at"] == "2024-06-05T00:00:00Z"
+    listed = {r["session_id"]: r for r in cut["open_sessions"]}
+    starts = {e["payload"]["session_id"]: e for e in small_run.events if e["type"] == "playback_start"}
+    stopped = {e["payload"]["session_id"] for e in small_run.events if e["type"] == "playback_stop"}
+    beats: dict[str, list[dict]] = {}
+    for e in small_run.events:
+        if e["type"] == "playback_heartbeat":
+            beats.setdefault(e["payload"]["session_id"], []).append(e)
+    # Exactly the sessions without a stop are listed, and none of them has one.
+    assert set(listed) == set(starts) - stopped
+    assert len(listed) == manifest["summary"]["open_sessions_at_end"] >= 10
+    views = {}
+    with (small_files / "exports" / "viewing_history.csv").open(newline="") as fh:
+        for row in list(csv.reader(fh))[1:]:
+            views[(row[0], row[1], int(row[2]))] = float(row[3])
+    durations = {t: float(d) for t, d in ((r[0], r[4]) for r in csv.reader((small_files / "catalogue.csv").open()))
+                 if t != "title_id"}  # fmt: skip
+    for sid, row in listed.items():
+        start = starts[sid]
+        assert (row["account_id"], row["profile_id"], row["title_id"], row["started_at"]) == (
+            start["account_id"], start["payload"]["profile_id"], start["payload"]["title_id"], start["occurred_at"])
+        assert row["would_stop_at"] >= cut["at"] > row["started_at"]
+        mine = beats.get(sid, [])
+        assert row["last_heartbeat_at"] == (mine[-1]["occurred_at"] if mine else None)
+        if mine:
+            assert row["position_s_at_cut"] == mine[-1]["payload"]["position_s"]
+        # The export weighs an open session by what was watched up to the cut.
+        t = int(validate_event(start).occurred_at.timestamp())
+        known = len(mine) * SMALL.heartbeat_s
+        assert views[(row["profile_id"], row["title_id"], t)] == round(min(known / durations[row["title_id"]], 1.0), 3)

@@ -129,7 +129,65 @@ def test_trace_windows_loop_over_the_trace() -> None:
     assert sums.tolist() == [600.0, 200 + 300 + 100 + 200, 300 + 600 + 600 - 0.0]
 
 
+def test_vpn_egress_is_one_data_centre_city_per_asn() -> None:
+    reg = load_asns()
+    # The principal city of the country's first IANA zone (GeoNames' nearest place).
+    assert {reg.asns[i].country: name for i, name in reg.egress_name.items()} == {
+        "CN": "Shanghai, CN", "DE": "Tiergarten Bezirk, DE", "FR": "Paris, FR",  # Tiergarten: central Berlin
+        "ID": "Jakarta, ID", "IT": "Rome, IT", "US": "New York City, US",
+    }  # fmt: skip
+    assert set(reg.egress) == set(reg.vpn)
+
+
+def test_world_traps_by_construction() -> None:
+    from streamsense_sim.geo import load_geography
+    from streamsense_sim.world import build_world
+
+    geo, reg = load_geography(), load_asns()
+    cfg = SimConfig(accounts=3000, seed=2, second_home_share=0.2, vpn_member_share=0.1, geoip_noise_share=0.2)
+    w = build_world(cfg, geo, reg)
+    second = np.flatnonzero(w.home2 >= 0)
+    assert 200 <= len(second) <= 500  # 20% of the ~1,400 multi-stream accounts with 2+ profiles
+    for a in second.tolist():
+        assert w.plan[a] >= 2
+        sites = w.prof_site[w.prof_start[a]:w.prof_start[a + 1]].tolist()
+        assert sites[-1] == 1 and sum(sites) == 1 and len(sites) >= 2
+        devices = range(w.dev_start[a], w.dev_start[a + 1])
+        assert sorted(int(w.dev_type[d]) for d in devices if w.dev_site[d] == 1) in ([0, 1], [1, 3])
+        assert w.trip_dest[a] == -1
+        km = float(haversine_km(geo.lat[w.home[a]], geo.lon[w.home[a]], geo.lat[w.home2[a]], geo.lon[w.home2[a]]))
+        assert km >= 100
+        assert reg.asns[int(w.home2_asn[a])].country == geo.country_code(int(w.home2[a]))
+    members = np.flatnonzero(w.vpn_asn >= 0)
+    assert 240 <= len(members) <= 360 and set(w.vpn_asn[members].tolist()) <= set(reg.vpn)
+    gw = np.flatnonzero(w.gateway >= 0)
+    gw_km = haversine_km(geo.lat[w.home[gw]], geo.lon[w.home[gw]], geo.lat[w.gateway[gw]], geo.lon[w.gateway[gw]])
+    assert len(gw) >= 450 and gw_km.min() >= 150 and gw_km.max() <= 600
+    assert (geo.country[w.gateway[gw]] == w.country[gw]).all()
+    # Without the traps the same seed gives the same base population.
+    plain = build_world(SimConfig(accounts=3000, seed=2, second_home_share=0.0, vpn_member_share=0.0), geo, reg)
+    assert plain.home.tolist() == w.home.tolist() and plain.card == w.card
+    assert [plain.device_id[d] for d in range(len(plain.device_id))] == [w.device_id[d] for d in np.flatnonzero(w.dev_site == 0)]
+
+
+def test_titles_have_two_to_four_distinct_variants(tmp_path: Path) -> None:
+    from streamsense_sim.catalogue import VARIANT_STYLES, build_catalogue
+    from streamsense_sim.geo import load_geography
+
+    geo = load_geography()
+    cat = build_catalogue(SimConfig(seed=3, generated_titles=500), geo, np.full(len(geo.countries), 1.0 / len(geo.countries)))
+    counts = [len(cat.variants(t)) for t in range(cat.size)]
+    assert set(counts) == {2, 3, 4}
+    assert all(len(set(cat.variants(t))) == counts[t] and set(cat.variants(t)) <= set(VARIANT_STYLES) for t in range(cat.size))
+    rows = cat.to_rows()
+    assert rows[0][-1] == "variants" and rows[1][-1] == "|".join(cat.variants(0))
+
+
 def test_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="vpn_member_share"):
+        SimConfig(vpn_member_share=1.5)
+    with pytest.raises(ValueError, match="home_row_share"):
+        SimConfig(home_row_share=-0.1)
     with pytest.raises(ValueError):
         SimConfig(accounts=0)
     with pytest.raises(ValueError):

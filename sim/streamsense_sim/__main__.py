@@ -7,11 +7,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 from streamsense_sim.config import ATTACK_TYPES, AttackRates, SimConfig
 from streamsense_sim.core import Summary, write
+from streamsense_sim.traps import TRAP_KINDS
 
 
 def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -31,6 +33,9 @@ def print_summary(summary: Summary, wall_s: float) -> None:
     _table("attacks by type", ("attack", "attacks", "labeled events"), [
         (k, summary.attacks_by_type.get(k, 0), f"{summary.attack_events_by_type.get(k, 0):,}") for k in ATTACK_TYPES
     ])  # fmt: skip
+    _table("legitimate traps (never labelled as attacks)", ("trap", "events"), [
+        (k, f"{summary.trap_events_by_kind.get(k, 0):,}") for k in TRAP_KINDS
+    ])  # fmt: skip
     plays = sum(summary.plays_by_country.values())
     members = sum(summary.members_by_country.values())
     _table("top countries", ("country", "members", "plays", "share of plays"), [
@@ -43,7 +48,9 @@ def print_summary(summary: Summary, wall_s: float) -> None:
     _table("plays by network", ("network", "plays", "share"), [
         (d, f"{n:,}", f"{n / max(plays, 1):.2%}") for d, n in summary.plays_by_network.most_common()
     ])  # fmt: skip
-    print(f"\n{total:,} events in {wall_s:.1f} s = {total / max(wall_s, 1e-9):,.0f} events/s"
+    print(f"\n{summary.events_by_type.get('impression', 0):,} home-row impressions; "
+          f"{summary.open_sessions:,} sessions still playing at the period's end (no stop; listed in the manifest)")
+    print(f"{total:,} events in {wall_s:.1f} s = {total / max(wall_s, 1e-9):,.0f} events/s"
           f" ({summary.late_labels} labels dated after the period)")  # fmt: skip
 
 
@@ -64,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(f"--rate-{name.replace('_', '-')}", type=float, default=None, metavar="PER_100K_PER_DAY")
     p.add_argument("--countries", default=None, help="comma-separated ISO codes for members' homes")
     p.add_argument("--no-late-labels", action="store_true", help="drop labels dated after the period")
+    p.add_argument("--home-row-share", type=float, default=SimConfig.home_row_share,
+                   help="share of sessions that start from the home page (impressions); 0 = none")  # fmt: skip
+    p.add_argument("--no-traps", action="store_true",
+                   help="no VPN members, carrier GeoIP noise, second homes or card renewals (trips and takeover victims stay)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
@@ -82,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         accounts=args.accounts, days=args.days, seed=args.seed, start=args.start, data_dir=data_dir,
         heartbeat_s=args.heartbeat_s, trace_split=args.trace_split, attack_rates=AttackRates(**rates),
         countries=tuple(c.strip().upper() for c in args.countries.split(",")) if args.countries else None,
-        include_late_labels=not args.no_late_labels,
+        include_late_labels=not args.no_late_labels, home_row_share=args.home_row_share,
     )  # fmt: skip
+    if args.no_traps:
+        config = replace(config, vpn_member_share=0.0, geoip_noise_share=0.0, second_home_share=0.0, card_expiry_share=0.0)
     started = time.perf_counter()
     summary, paths = write(config, args.out, progress=not args.no_progress)
     wall = time.perf_counter() - started

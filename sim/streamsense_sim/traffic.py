@@ -3,15 +3,29 @@
 Daily rhythm in each household's local time: a profile is active with probability 0.40
 (Monday) rising to 0.55 (Saturday); an active profile starts 1 + Poisson(0.5) sessions whose
 start hours follow a mixture peaking at 21:00 (weekends: more daytime viewing). A session
-picks a device the household has with it (only portable ones while travelling), a title from
-its country's current demand (45% of the time within the profile's favourite genre), a
-start position (70% from the beginning) and a viewing length (log-normal, median 40 min,
-within the title). Sessions the plan cannot host (more concurrent streams than the plan
-allows, or a device already playing) are never started, so legitimate accounts always stay
-within their plan. A device logs in when its token is older than 24 h (3% of first
-attempts fail with a bad password, then succeed). Billing runs on the signup day of month,
-early morning local time (3% declined, 60% of those succeed on the next day's retry);
-a small share of accounts change a password, payment method, phone or email.
+picks a device the profile's household has with it (only portable ones while travelling), a
+title from its country's current demand (45% of the time within the profile's favourite
+genre), a start position (70% from the beginning) and a viewing length (log-normal, median
+40 min, within the title). ``home_row_share`` of sessions start from the home page: the
+member first sees a row of titles with randomly chosen creative variants and plays the one
+they pick, if any (``impressions``). Sessions the plan cannot host (more concurrent streams
+than the plan allows, counting both households of a shared account, or a device already
+playing) are never started, so legitimate accounts always stay within their plan.
+
+A device logs in when its token is older than 24 h, when it is used in another place than
+its last login (the first use at a trip's destination), or when it was signed out by a
+takeover's password change (3% of first attempts fail with a bad password, then succeed).
+A takeover victim's device fails with bad_password until the victim resets the password from
+it (``victim_reset_share`` of victims, 3-30 min after the first failure); the session it was
+starting does not happen. Billing runs on the signup day of month, early morning local time
+(3% declined, 60% of those succeed on the next day's retry; ``card_expiry_share`` hit an
+expired card and renew it, see ``_card_renewal``); a small share of accounts change a
+password, payment method, phone or email.
+
+Where an event says it comes from (GeoIP) is the true place, except for VPN sessions (the
+egress city) and for cellular sessions at home of members whose carrier geolocates to a
+regional gateway. Those, the second household's traffic, trips and renewals are tagged as
+legitimate traps (``traps``).
 """
 
 from __future__ import annotations

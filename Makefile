@@ -9,6 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export STREAMSENSE_DATA_DIR ?= $(CURDIR)/data
 BENCH ?=
+STAGE ?= dev
 ARGS ?=
 
 .PHONY: help setup setup-node run test test-fast lint format bench synth layers deploy data clean
@@ -60,10 +61,11 @@ layers: setup
 	$(PY) -m layers.build
 
 synth: setup setup-node
-	npx cdk synth --quiet $(ARGS)
+	npx cdk synth --quiet -c stage=$(STAGE) $(ARGS)
 
+# strict_assets: a placeholder (unbuilt layer or function) can never be deployed.
 deploy: setup setup-node layers
-	npx cdk deploy --all $(ARGS)
+	npx cdk deploy --all -c stage=$(STAGE) -c strict_assets=true --require-approval broadening $(ARGS)
 
 data: setup
 	$(PY) -m streamsense_local.data download --dest "$(STREAMSENSE_DATA_DIR)"

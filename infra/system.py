@@ -247,7 +247,8 @@ SYSTEM = System(
     queues=(
         Queue("quarantine", "bad input records with the original payload and the reason", retention_s=14 * 24 * 3600),
         Queue("failures", "on-failure destination: batches and async invokes that exhausted retries", retention_s=14 * 24 * 3600),
-        Queue("investigations", "review/block decisions to investigate", visibility_timeout_s=120, dead_letter_queue="investigations_dlq"),
+        # Visibility >= 6x the consumer's timeout (AWS's guidance for SQS event sources).
+        Queue("investigations", "review/block decisions to investigate", visibility_timeout_s=360, dead_letter_queue="investigations_dlq"),
         Queue("investigations_dlq", "investigation messages that failed max_receive_count times", retention_s=14 * 24 * 3600),
     ),
     functions=(
@@ -293,7 +294,6 @@ SYSTEM = System(
             ),
             memory_mb=512,
             timeout_s=60,
-            layers=("shared",),
         ),
         Function(
             "recs_trainer",

@@ -236,23 +236,9 @@ def test_built_layers_fit_lambdas_limit() -> None:
     assert sizes["layers"]["ml-x86_64"]["stripped_total_bytes"] > 0
 
 
-# Reported to the lead: infra/system.py declares investigation with layers=("shared",), but its
-# handler reaches numpy (streamsense.fraud.investigation and .state import it at module scope),
-# so it would fail at cold start on Lambda. Fix: layers=("ml", "shared") for investigation.
-KNOWN_IMPORT_PROBLEMS = {
-    "investigation": [
-        "numpy (numpy, imported by shared/streamsense/fraud/investigation.py) is not in its layers ['shared']"
-    ]
-}
-
-
 def test_function_imports_are_covered_by_declared_layers(resolution: lb.Resolution) -> None:
     # A function declaring only the shared layer must not reach numpy & co. through streamsense.
-    problems = lb.check_function_imports(SYSTEM, resolution)
-    unexpected = {k: v for k, v in problems.items() if KNOWN_IMPORT_PROBLEMS.get(k) != v}
-    assert unexpected == {}
-    if problems:
-        pytest.xfail(f"known, reported to the lead (infra/system.py): {problems}")
+    assert lb.check_function_imports(SYSTEM, resolution) == {}
 
 
 def test_import_check_catches_a_shared_only_function_importing_numpy(

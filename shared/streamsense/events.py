@@ -164,6 +164,8 @@ class ImpressionPayload(_Strict):
     played: bool
     # Which policy version chose the variant: off-policy evaluation is per version.
     policy: Annotated[str, Field(max_length=128)] | None = None
+    # The member's home country: regional taste is part of the bandit's context.
+    country: Country | None = None
 
 
 # ---- envelopes ----------------------------------------------------------------------------

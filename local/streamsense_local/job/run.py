@@ -78,13 +78,17 @@ def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay
     sim = Simulator(config)
     records: list[tuple[float, bytes, str]] = []
     truth: dict[str, dict[str, Any]] = {}
+    traps: dict[str, dict[str, Any]] = {}
     for rec in sim.records():
         records.append((rec.t_ms / 1000.0, rec.line.encode(), rec.account_id))
         if rec.truth:
             line = json.loads(rec.truth)
             truth[line["event_id"]] = line
+        if rec.trap:
+            line = json.loads(rec.trap)
+            traps[line["event_id"]] = line
     replay = Replay("simulator")
-    replay.truth = {"attacks": truth, "summary": sim.summary.to_json()}
+    replay.truth = {"attacks": truth, "legit_traps": traps, "summary": sim.summary.to_json()}
     source = "real ABR traces (evaluation half)" if data_dir else "the parametric throughput model"
     replay.notes.append(
         f"Simulator: {plan.sim_accounts:,} accounts x {plan.days} day(s), seed 0, heartbeat every "

@@ -12,6 +12,13 @@
   a policy that learned from half the impressions: a conservative estimate of the policy now
   served, which learned from all of them.
 
+The table does not know a title's full list of variants (the catalogue does), only those that
+were shown. So the evaluated policy of a fold chooses among the variants the *other* fold
+showed (the others get probability 0; taking the variants of both folds would let each
+evaluated impression's own variant into the candidate list, and a title seen once would
+"choose" its only logged variant with probability 1), and a title the other fold never showed
+is served by the logging policy (each such impression scores its own logged reward).
+
 Estimators (see ``ope``): IPW, self-normalized IPW and doubly robust, the DR reward model
 being the other fold's posterior-mean play rate. They are computed from the table's
 evaluation cells (``store.Cells``), which hold exactly the sums these estimators and their
@@ -22,13 +29,20 @@ within a cell. Intervals are normal (estimate +- z * se).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from streamsense.content.features import Context, arm_features, context_matrix
-from streamsense.content.model import PolicyConfig, posterior, thompson_probabilities
+from streamsense.content.model import (
+    PolicyConfig,
+    Posterior,
+    TitleStats,
+    VariantStats,
+    posterior,
+    thompson_probabilities,
+)
 from streamsense.content.ope import Estimate
 from streamsense.content.store import W_SCALE, Pattern, TitleState
 
@@ -47,26 +61,73 @@ class TitlePolicy:
     policy: str  # config name + digest of the statistics
 
 
-def learned_policy(title_id: str, state: TitleState, config: PolicyConfig | None = None) -> TitlePolicy:
+class _Memo:
+    """Posterior and Thompson probabilities keyed by their numeric inputs. The probabilities are
+    a deterministic function of the statistics (in posterior order) and the arm patterns (draws
+    are seeded by the config), and most long-tail titles share a handful of statistics (one
+    impression, no play, ...), so this turns thousands of solves into hundreds."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        self.cache: dict[tuple[object, ...], tuple[Posterior, np.ndarray]] = {}
+
+    def solve(self, stats: TitleStats, variants: tuple[str, ...], arm: np.ndarray) -> tuple[Posterior, np.ndarray]:
+        names = (*variants, *sorted(set(stats.variants) - set(variants)))
+        key = (
+            len(variants),
+            tuple(tuple(stats.variants.get(n, VariantStats()).to_list()) for n in names),
+            arm.shape,
+            arm.tobytes(),
+        )
+        hit = self.cache.get(key)
+        if hit is None:
+            post = posterior(stats, variants, self.config)
+            hit = self.cache[key] = (post, thompson_probabilities(post, arm, self.config, np.random.default_rng(self.config.seed)))
+        return hit
+
+
+def learned_policy(
+    title_id: str,
+    state: TitleState,
+    config: PolicyConfig | None = None,
+    candidates: Sequence[str] | None = None,
+    memo: _Memo | None = None,
+) -> TitlePolicy:
+    """The policy for the title now; ``candidates`` is the title's variant list when known (from
+    the catalogue; variants never shown get the prior), else the variants with statistics."""
     config = config or PolicyConfig()
-    variants = tuple(sorted(state.stats.variants))
+    memo = memo or _Memo(config)
+    variants = tuple(sorted(candidates)) if candidates is not None else tuple(sorted(v for v, s in state.stats.variants.items() if s.n))
     if not variants:
         raise ValueError(f"title {title_id!r} has no statistics")
-    post = posterior(state.stats, variants, config)
     context = Context(position=0)
-    probs = thompson_probabilities(post, arm_features([context], variants), config, np.random.default_rng(config.seed))[0]
+    post, all_probs = memo.solve(state.stats, variants, arm_features([context], variants))
+    probs = all_probs[0]
     rates = post.rates(context_matrix(context, variants)[None].astype(float))[0]
     chosen = max(range(len(variants)), key=lambda i: (probs[i], rates[i], -i))
     return TitlePolicy(
         title_id=title_id,
         variants=variants,
-        shown={v: state.stats.variants[v].n for v in variants},
-        plays={v: state.stats.variants[v].plays for v in variants},
+        shown={v: state.stats.variants[v].n if v in state.stats.variants else 0 for v in variants},
+        plays={v: state.stats.variants[v].plays if v in state.stats.variants else 0 for v in variants},
         rate={v: float(r) for v, r in zip(variants, rates, strict=True)},
         probabilities={v: float(p) for v, p in zip(variants, probs, strict=True)},
         chosen=variants[chosen],
         policy=f"{config.name}/{state.stats.digest()}",
     )
+
+
+def learned_policies(
+    states: Mapping[str, TitleState], config: PolicyConfig | None = None, candidates: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, TitlePolicy]:
+    """learned_policy for every title with statistics."""
+    from threadpoolctl import threadpool_limits
+
+    config = config or PolicyConfig()
+    candidates = candidates or {}
+    memo = _Memo(config)
+    with threadpool_limits(1):  # thousands of tiny solves: BLAS threads only contend (10x slower on a busy host)
+        return {t: learned_policy(t, s, config, candidates.get(t), memo) for t, s in sorted(states.items()) if s.stats.impressions}
 
 
 @dataclass(frozen=True)
@@ -79,9 +140,11 @@ class PolicyValue:
     dr: Estimate
     with_history: int  # evaluated impressions whose member had played the title before
     titles: int
+    logging_fallback: int  # evaluated impressions of titles the other fold never showed
     #: title -> (policy learned from fold 1, which scores fold 0; from fold 0, scoring fold 1):
-    #: variant -> probability for a member with no history of the title.
-    fold_probabilities: dict[str, tuple[dict[str, float], dict[str, float]]]
+    #: variant -> probability for a member with no history of the title; None = the logging
+    #: policy (the other fold never showed the title).
+    fold_probabilities: dict[str, tuple[dict[str, float] | None, dict[str, float] | None]]
     policy: str
 
     @property
@@ -101,19 +164,16 @@ def _mean_estimate(total: float, total_sq: float, n: int) -> Estimate:
 
 
 def _fold_policy(
-    state: TitleState,
-    fold: int,
+    stats: TitleStats,
     variants: tuple[str, ...],
     patterns: list[Pattern],
     buckets: list[tuple[int, Pattern]],
-    config: PolicyConfig,
+    memo: _Memo,
 ) -> tuple[dict[Pattern, np.ndarray], dict[tuple[int, Pattern], np.ndarray]]:
     """Choice probabilities per pattern and reward-model rates per (bucket, pattern) of the
-    policy learned from the fold other than ``fold``."""
-    stats = state.fold_stats(1 - fold)
-    post = posterior(stats, variants, config)
+    policy learned from ``stats`` (the other fold's)."""
     contexts = [Context(0, bool(p), dict(p)) for p in patterns]
-    probs = thompson_probabilities(post, arm_features(contexts, variants), config, np.random.default_rng(config.seed))
+    post, probs = memo.solve(stats, variants, arm_features(contexts, variants))
     rates = {}
     for b, p in buckets:
         z = context_matrix(Context(b, bool(p), dict(p)), variants)[None].astype(float)
@@ -122,26 +182,57 @@ def _fold_policy(
 
 
 def cross_fitted_value(states: Mapping[str, TitleState], config: PolicyConfig | None = None) -> PolicyValue:
-    config = config or PolicyConfig()
-    n = plays = with_history = 0
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # as in learned_policies
+        return _cross_fitted_value(states, config or PolicyConfig())
+
+
+def _cross_fitted_value(states: Mapping[str, TitleState], config: PolicyConfig) -> PolicyValue:
+    memo = _Memo(config)
+    n = plays = with_history = fallback = 0
     s_ipw = s_ipw2 = 0.0
     sw = swr = sww = swwr = 0.0
     s_dr = s_dr2 = 0.0
-    fold_probs: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+    fold_probs: dict[str, tuple[dict[str, float] | None, dict[str, float] | None]] = {}
     for title_id in sorted(states):
         state = states[title_id]
-        variants = tuple(sorted(state.stats.variants))
-        if not variants:
-            continue
-        index = {v: i for i, v in enumerate(variants)}
-        per_fold: list[dict[str, float]] = []
+        per_fold: list[dict[str, float] | None] = []
         for fold in (0, 1):
             cells = {k: v for k, v in state.cells.data.items() if k[0] == fold}
+            other = state.fold_stats(1 - fold)
+            variants = tuple(sorted(v for v, st in other.variants.items() if st.n))
+            if not variants:  # served by the logging policy: pi = p, every weight is 1
+                per_fold.append(None)
+                for (_, _, _, pattern), (c_n, c_r, *_rest) in cells.items():
+                    n += c_n
+                    plays += c_r
+                    fallback += c_n
+                    with_history += c_n if pattern else 0
+                    s_ipw += c_r
+                    s_ipw2 += c_r
+                    sw += c_n
+                    swr += c_r
+                    sww += c_n
+                    swwr += c_r
+                    s_dr += c_r
+                    s_dr2 += c_r
+                continue
+            index = {v: i for i, v in enumerate(variants)}
             patterns = sorted({k[3] for k in cells} | {()})
             buckets = sorted({(k[2], k[3]) for k in cells})
-            probs, rates = _fold_policy(state, fold, variants, patterns, buckets, config)
+            probs, rates = _fold_policy(other, variants, patterns, buckets, memo)
             per_fold.append({v: float(p) for v, p in zip(variants, probs[()], strict=True)})
             for (_, variant, bucket, pattern), (c_n, c_r, c_w, c_wr, c_ww, c_wwr) in cells.items():
+                if variant not in index:  # never shown by the other fold: the policy cannot choose it
+                    n += c_n
+                    plays += c_r
+                    with_history += c_n if pattern else 0
+                    q = rates[(bucket, pattern)]
+                    base = float(probs[pattern] @ q)
+                    s_dr += c_n * base
+                    s_dr2 += c_n * base * base
+                    continue
                 pi = float(probs[pattern][index[variant]])
                 w, wr, ww, wwr = c_w / W_SCALE, c_wr / W_SCALE, c_ww / W_SCALE, c_wwr / W_SCALE
                 n += c_n
@@ -172,6 +263,7 @@ def cross_fitted_value(states: Mapping[str, TitleState], config: PolicyConfig | 
         dr=_mean_estimate(s_dr, s_dr2, n),
         with_history=with_history,
         titles=len(fold_probs),
+        logging_fallback=fallback,
         fold_probabilities=fold_probs,
         policy=config.name,
     )

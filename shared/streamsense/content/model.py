@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from streamsense.content.features import ARM_FEATURES, Context, Q, arm_features
 
@@ -175,7 +176,8 @@ class Posterior:
     def sample(self, m: int, rng: np.random.Generator) -> np.ndarray:
         """(m, V + Q) posterior draws: mean + L^-T eps has covariance (L L^T)^-1."""
         eps = rng.standard_normal((len(self.mean), m))
-        return self.mean[None, :] + np.linalg.solve(self.chol.T, eps).T
+        # A triangular solve (L^T is upper): ~5x cheaper than a general solve, same draws.
+        return self.mean[None, :] + solve_triangular(self.chol, eps, trans="T", lower=True, check_finite=False).T
 
     def rates(self, contexts: np.ndarray) -> np.ndarray:
         """Posterior-mean play rate of each offered variant: contexts (n, offered, Q) -> (n, offered)."""

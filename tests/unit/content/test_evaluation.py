@@ -74,6 +74,7 @@ def test_cells_scores_equal_the_row_by_row_estimators() -> None:
         state = states[p.title_id]
         variants = tuple(sorted(state.stats.variants))
         other = state.fold_stats(1 - fold)
+        assert tuple(v for v in variants if other.variants[v].n) == variants  # every variant in both folds
         context = Context(p.position, bool(pattern), dict(pattern))
         pi = choice_probabilities(other, variants, [Context(0, bool(pattern), dict(pattern))], config)[0]
         q = np.clip(posterior(other, variants, config).rates(context_matrix(context, variants)[None].astype(float))[0], 0, 1)
@@ -107,6 +108,34 @@ def test_cells_scores_equal_the_row_by_row_estimators() -> None:
     t0 = value.fold_probabilities["t0"]
     assert t0[0] == pytest.approx(dict(zip(("v0", "v1", "v2"), choice_probabilities(states["t0"].fold_stats(1), ("v0", "v1", "v2"), [Context(0)], config)[0], strict=True)))
     assert sum(t0[1].values()) == pytest.approx(1.0, abs=1e-12)
+
+
+def _one(event_id: str, title: str, variant: str, propensity: float, played: bool) -> Impression:
+    payload = {"profile_id": f"p-{event_id}", "title_id": title, "variant_id": variant, "position": 0, "propensity": propensity, "played": played}
+    event = parse_event(
+        Impression(type="impression", version=1, event_id=event_id, occurred_at=datetime(2024, 12, 3, tzinfo=UTC), account_id="a", payload=payload).model_dump_json()  # type: ignore[arg-type]
+    )
+    assert isinstance(event, Impression)
+    return event
+
+
+def test_candidates_come_from_the_other_fold_and_unseen_titles_keep_the_logging_policy() -> None:
+    ids = {f: [f"h{i}" for i in range(40) if fold_of(f"h{i}") == f] for f in (0, 1)}
+    events = [
+        _one(ids[0][0], "t", "x", 0.25, True),  # fold 0: scored by fold 1's policy, uniform over {x, y}: w = 0.5 / 0.25
+        _one(ids[1][0], "t", "y", 0.5, False),  # fold 1: fold 0 only knows x, so pi(y) = 0
+        _one(ids[1][1], "t", "x", 0.5, True),  # fold 1: pi(x) = 1, w = 2
+        _one(ids[1][2], "solo", "z", 0.5, False),  # fold 0 never showed "solo": the logging policy, w = 1
+    ]
+    table = MemoryTable()
+    apply_impressions([Delivered(e, "s0", k) for k, e in enumerate(events)], table)
+    value = cross_fitted_value(title_states(table.items.values()), PolicyConfig(exploration=1.0, samples=10))
+    assert (value.impressions, value.plays, value.logging_fallback) == (4, 2, 1)
+    assert value.logged.value == 0.5
+    assert value.ipw.value == pytest.approx((2 + 0 + 2 + 0) / 4, abs=1e-12)
+    assert value.snipw.value == pytest.approx(4 / (2 + 0 + 2 + 1), abs=1e-12)
+    assert value.fold_probabilities["t"] == ({"x": 0.5, "y": 0.5}, {"x": 1.0})
+    assert value.fold_probabilities["solo"] == ({"z": 1.0}, None)  # fold 1 knows z (no fold-0 rows to score)
 
 
 def test_a_uniform_policy_scores_exactly_the_logged_play_rate() -> None:

@@ -51,6 +51,7 @@ ROWS = [
     ("up", 0, "acc-fr-3", "art-a", False),
     ("dune", 0, "acc-no-1", "art-b", False),  # played dune before (after art-a): a member with history
 ]
+SENDS_COUNTRY = "acc-fr-3"  # this member's app puts the home country on the impression
 VARIANTS = {"dune": ["art-a", "art-b"], "up": ["art-a", "art-b", "art-c"]}
 MULT = {"NO": {"art-a": 2.0, "art-b": 1.0, "art-c": 1.0}, "FR": {"art-a": 1.0, "art-b": 4.0, "art-c": 1.0}}
 
@@ -63,7 +64,15 @@ def events() -> list[dict[str, Any]]:
             "event_id": f"imp-{i}",
             "occurred_at": (START + timedelta(minutes=i)).isoformat().replace("+00:00", "Z"),
             "account_id": account,
-            "payload": {"profile_id": f"{account}-p0", "title_id": title, "variant_id": variant, "position": pos, "propensity": 1 / len(VARIANTS[title]), "played": played},
+            "payload": {
+                "profile_id": f"{account}-p0",
+                "title_id": title,
+                "variant_id": variant,
+                "position": pos,
+                "propensity": 1 / len(VARIANTS[title]),
+                "played": played,
+                **({"country": "FR"} if account == SENDS_COUNTRY else {}),
+            },
         }
         for i, (title, pos, account, variant, played) in enumerate(ROWS)
     ]
@@ -75,7 +84,8 @@ def truth() -> dict[str, Any]:
         "variants": names,
         "position_decay": 0.5,
         "affinity": {c: [math.log(m.get(v, 1.0)) for v in names] for c, m in MULT.items()},
-        "home_country": {f"acc-{c.lower()}-{k}": c for c in MULT for k in range(1, 7)},
+        # The member who sends their country on the impression is not in the account list.
+        "home_country": {f"acc-{c.lower()}-{k}": c for c in MULT for k in range(1, 7) if f"acc-{c.lower()}-{k}" != SENDS_COUNTRY},
         "title_variants": VARIANTS,
         "events": events(),
     }
@@ -136,7 +146,7 @@ def test_headline_figures(run: tuple[LocalStack, Any]) -> None:
     cross = 0.0
     for e in events():
         p, d = e["payload"], 0.5 ** e["payload"]["position"]
-        m = MULT[truth()["home_country"][e["account_id"]]]
+        m = MULT[p.get("country") or truth()["home_country"][e["account_id"]]]
         pi = value.fold_probabilities[p["title_id"]][fold_of(e["event_id"])]
         cross += d * (m[p["variant_id"]] if pi is None else sum(pr * m[v] for v, pr in pi.items()))
     assert h["true_q_lift_learned_cross_fitted"] == round(cross / base, 4)

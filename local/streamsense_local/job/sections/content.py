@@ -65,11 +65,13 @@ def _truth_join(truth: dict[str, Any], value: PolicyValue, candidates: dict[str,
     col = {v: i for i, v in enumerate(names)}
     mult = {c: np.exp(np.asarray(a, dtype=float)) for c, a in truth["affinity"].items()}
     decay = float(truth["position_decay"])
-    home = truth["home_country"]
+    home = truth.get("home_country") or {}
     out: dict[str, _TitleTruth] = defaultdict(_TitleTruth)
     for e in _lines(truth["events"]):
         p = e["payload"]
-        country = home.get(e["account_id"])
+        # The member's home country: on the impression when the producer sends it, else from the
+        # simulator's account list.
+        country = p.get("country") or home.get(e["account_id"])
         probs = value.fold_probabilities.get(p["title_id"])
         variants = candidates.get(p["title_id"])
         if country not in mult or probs is None or not variants:
@@ -162,13 +164,13 @@ def collect(ctx: JobContext) -> Section | None:
     h["learned_beats_logging_at_95"] = bool(value.snipw.ci_low > value.logged.ci_high)
 
     joined: dict[str, _TitleTruth] = {}
-    if truth and all(k in truth for k in ("affinity", "variants", "position_decay", "home_country", "events")):
+    if truth and all(k in truth for k in ("affinity", "variants", "position_decay", "events")):
         joined = _truth_join(truth, value, {t: pol.variants for t, pol in policies.items()})
     elif truth is None:
         section.notes.append("No simulator impression truth in this run: the comparison with the hidden affinities is left out.")
     else:
         section.notes.append(
-            "The simulator's impression truth lacks home_country/events: the comparison with the hidden affinities is left out."
+            "The simulator's impression truth lacks the replayed impressions (events): the comparison with the hidden affinities is left out."
         )
 
     best: dict[str, str] = {}

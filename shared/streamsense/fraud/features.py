@@ -366,8 +366,8 @@ class BatchFeatures:
     activity: list[Activity | None] = field(default_factory=list)
 
 
-def _payment_rows(logs: Sequence[EntityLog]) -> tuple[PaymentRows, dict[tuple[int, int], int]]:
-    """Payment rows of several logs as one PaymentRows; (log number, eid) -> row."""
+def _payment_rows(logs: Sequence[EntityLog]) -> tuple[PaymentRows, npt.NDArray[np.uint64]]:
+    """Payment rows of several logs as one PaymentRows (key = position of the log)."""
     keys, parts, fr, lt = [], [], [], []
     for i, log in enumerate(logs):
         events, fraud, label_ts = materialize(log.rows)
@@ -377,16 +377,23 @@ def _payment_rows(logs: Sequence[EntityLog]) -> tuple[PaymentRows, dict[tuple[in
         lt.append(label_ts[pay])
         keys.append(np.full(int(pay.sum()), i, dtype=np.int64))
     rows = np.concatenate(parts) if parts else empty_rows()
-    index = {(int(k), int(e)): j for j, (k, e) in enumerate(zip(np.concatenate(keys) if keys else [], rows["eid"], strict=True))}
-    pr = PaymentRows(
+    return PaymentRows(
         np.concatenate(keys) if keys else np.zeros(0, np.int64),
         rows["ts"].astype(np.int64),
         rows["seq"].astype(np.uint64),
         rows["amount"].astype(np.float64),
         np.concatenate(fr) if fr else np.zeros(0, np.int8),
         np.concatenate(lt) if lt else np.zeros(0, np.int64),
-    )
-    return pr, index
+    ), rows["eid"]
+
+
+def _find(eids: npt.NDArray[np.uint64], wanted: npt.NDArray[np.uint64]) -> I64:
+    """Row of each wanted event id (each event is in exactly one of the logs)."""
+    order = np.argsort(eids, kind="stable")
+    pos = order[np.searchsorted(eids[order], wanted)]
+    if not (eids[pos] == wanted).all():
+        raise KeyError("a batch payment is missing from its entity log")
+    return pos.astype(np.int64)
 
 
 class StreamingFeatures:
@@ -448,17 +455,10 @@ class StreamingFeatures:
             acct_keys = list(dict.fromkeys(self.keys.account(events[i].account_id) for i in pay_idx))
             payments: dict[int, Any] = {i: events[i].payload for i in pay_idx}
             merch_keys = list(dict.fromkeys(self.keys.merchant(payments[i].merchant_id) for i in pay_idx))
-            acct, a_index = _payment_rows([logs[k] for k in acct_keys])
-            merch, m_index = _payment_rows([logs[k] for k in merch_keys])
-            a_pos = {k: i for i, k in enumerate(acct_keys)}
-            m_pos = {k: i for i, k in enumerate(merch_keys)}
-            qa, qm = [], []
-            for i in pay_idx:
-                e = events[i]
-                eid = id_hash(e.event_id)
-                qa.append(a_index[(a_pos[self.keys.account(e.account_id)], eid)])
-                qm.append(m_index[(m_pos[self.keys.merchant(payments[i].merchant_id)], eid)])
-            matrix = payment_feature_matrix(acct, merch, np.array(qa), np.array(qm))
+            acct, acct_eids = _payment_rows([logs[k] for k in acct_keys])
+            merch, merch_eids = _payment_rows([logs[k] for k in merch_keys])
+            wanted_ids = np.array([id_hash(events[i].event_id) for i in pay_idx], dtype=np.uint64)
+            matrix = payment_feature_matrix(acct, merch, _find(acct_eids, wanted_ids), _find(merch_eids, wanted_ids))
 
         activity: list[Activity | None] = []
         for er in per_event:

@@ -257,9 +257,10 @@ def load(files: Mapping[str, bytes]) -> FraudModel:
 #: Chosen on the validation folds of protocol B only (see bench/streamsense_bench/fraud.py).
 DEFAULT_PARAMS: dict[str, Any] = {
     "learning_rate": 0.05,
-    "max_iter": 300,
+    "max_iter": 200,
+    "max_depth": 4,
     "max_leaf_nodes": 15,
-    "min_samples_leaf": 50,
+    "min_samples_leaf": 100,
     "l2_regularization": 1.0,
 }
 

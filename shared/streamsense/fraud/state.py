@@ -58,6 +58,8 @@ ENTRY_DTYPE = np.dtype(
     ]
 )
 
+_RAW = np.dtype((np.void, ENTRY_DTYPE.itemsize))
+
 # kinds
 PAYMENT, LOGIN, SIGNUP, ACCOUNT_CHANGE, PLAYBACK_START, PLAYBACK_HEARTBEAT, PLAYBACK_STOP, LABEL = range(1, 9)
 # flags
@@ -101,14 +103,34 @@ def empty_rows(n: int = 0) -> npt.NDArray[Any]:
     return rows
 
 
+def _concat(parts: Sequence[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    # as opaque records: concatenating structured arrays re-promotes every field (slow)
+    return np.concatenate([np.ascontiguousarray(p).view(_RAW) for p in parts]).view(ENTRY_DTYPE)
+
+
+def _sort(rows: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    return rows[np.lexsort((rows["seq"], rows["ts"]))]
+
+
 def merge_rows(*parts: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """Union of row sets keyed by ``src`` (the writer event), sorted by (ts, seq, kind)."""
-    rows = np.concatenate([p for p in parts if len(p)]) if any(len(p) for p in parts) else empty_rows()
-    if not len(rows):
-        return rows
+    """Union of row sets keyed by ``src`` (the writer event), sorted by (ts, seq)."""
+    nonempty = [p for p in parts if len(p)]
+    if not nonempty:
+        return empty_rows()
+    if len(nonempty) == 1:
+        return nonempty[0]  # every stored log is already unique and sorted
+    rows = _concat(nonempty)
     _, first = np.unique(rows["src"], return_index=True)
-    rows = rows[np.sort(first)]
-    return rows[np.lexsort((rows["kind"], rows["seq"], rows["ts"]))]
+    if len(first) != len(rows):
+        rows = rows[np.sort(first)]
+    return _sort(rows)
+
+
+def _append(rows: npt.NDArray[Any], fresh: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    out = _concat([rows, fresh]) if len(rows) else fresh.copy()
+    if len(rows) and (int(fresh["ts"].min()), 0) < (int(rows["ts"][-1]), 1):
+        return _sort(out)  # something arrived out of time order
+    return out if len(fresh) == 1 else _sort(out)
 
 
 def materialize(rows: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.int8], npt.NDArray[np.int64]]:
@@ -157,12 +179,19 @@ class EntityLog:
         """Add rows not seen before (by src); returns how many were new."""
         if not len(new):
             return 0
-        fresh = new[~np.isin(new["src"], self.rows["src"])]
-        if len(fresh):
+        if not len(self.rows):
+            fresh = new
+        elif len(new) <= 8:  # the usual case: one or two rows; cheaper than np.isin's sort
+            have = self.rows["src"]
+            fresh = new[[not bool((have == v).any()) for v in new["src"]]]
+        else:
+            fresh = new[~np.isin(new["src"], self.rows["src"])]
+        if len(fresh) > 1:
             _, first = np.unique(fresh["src"], return_index=True)
             fresh = fresh[np.sort(first)]
-            self.rows = merge_rows(self.rows, fresh)
-            self.own = merge_rows(self.own, fresh)
+        if len(fresh):
+            self.rows = _append(self.rows, fresh)
+            self.own = _append(self.own, fresh)
             self.changed = True
         return len(fresh)
 

@@ -153,8 +153,9 @@ def _moto_requests(h: H.History, logs: dict[str, EntityLog], records: list[bytes
     server = MotoServer("thread")
     try:
         kw = {"endpoint_url": server.url, "region_name": "us-east-1", "aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
-        ddb = boto3.client("dynamodb", **kw)
-        sqs = boto3.client("sqs", **kw)
+        make: Any = boto3.client  # typed overloads want literal arguments
+        ddb = make("dynamodb", **kw)
+        sqs = make("sqs", **kw)
         for name in ("fraud_state", "decisions"):
             ddb.create_table(
                 TableName=name,

@@ -243,8 +243,8 @@ class Recommender:
             for k, i in enumerate(top):
                 title = str(self.titles[i])
                 if t[i] > e[i] + s[i] or source[k] < 0:
-                    recs.append(Rec(title, float(scores[i]), "trending_in_region", None,
-                                    f"Trending in {member.region}"))
+                    # The blend's trending part is the global one (the model's), so say so.
+                    recs.append(Rec(title, float(scores[i]), "popular", None, "Popular on streamsense"))
                 else:
                     j = int(source[k])
                     recs.append(Rec(title, float(scores[i]), "because_you_watched", str(self.titles[j]),

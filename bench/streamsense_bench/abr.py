@@ -106,16 +106,19 @@ def calibration(video: Video) -> dict[str, Any]:
     return out
 
 
-def train_hints(splits: dict[str, Split], video: Video) -> tuple[MemoryTable, dict[str, Any]]:
-    """Telemetry of robustMPC sessions on the training halves through the handler's path."""
+def training_events(splits: dict[str, Split], video: Video) -> list[Any]:
+    """Telemetry of the fleet's current player (robustMPC) on the training halves."""
     events = []
-    sessions = 0
     for f_no, family in enumerate(FAMILIES):
         for i, trace in enumerate(splits[family].train):
             log = simulate(trace, video, RobustMPC())
             started = TRAINING_DAY + timedelta(hours=f_no, seconds=7 * i)
             events.extend(session_events(log, POPULATIONS[family], i, started, family))
-            sessions += 1
+    return events
+
+
+def through_handler(events: list[Any], batch_size: int) -> tuple[MemoryTable, dict[str, Any]]:
+    """The events as Kinesis batches (2 shards) through the qoe_hints handler's path."""
     now = max(e.occurred_at for e in events) + timedelta(minutes=1)
     table = MemoryTable("qoe")
     queue = MemoryQueue()
@@ -124,23 +127,23 @@ def train_hints(splits: dict[str, Split], video: Video) -> tuple[MemoryTable, di
     started_at = time.perf_counter()
     failures = 0
     batches = 0
-    for batch in kinesis_batches(events, shards=2, batch_size=1000):
+    for batch in kinesis_batches(events, shards=2, batch_size=batch_size):
         response = kinesis_batch(batch, service.apply, accepts=QOE_TYPES, quarantine=sink)
         failures += len(response["batchItemFailures"])
         batches += 1
         metrics.clear_metrics()  # no Lambda runtime here to flush the EMF blob
     elapsed = time.perf_counter() - started_at
-    requests_before_publish = table.requests
-    publish_hints(table, [segment_for(f) for f in FAMILIES], now, service.config, force=True)
-    return table, {
-        "sessions": sessions,
+    stats = {
+        "batch_size": batch_size,
         "events": len(events),
         "batches": batches,
         "batch_failures": failures,
         "quarantined": len(queue.messages),
         "events_per_s": len(events) / elapsed,
-        "aws_requests_per_1000_events": 1000.0 * requests_before_publish / len(events),
+        "aws_requests_per_1000_events": 1000.0 * table.requests / len(events),
     }
+    publish_hints(table, [segment_for(f) for f in FAMILIES], now, service.config, force=True)
+    return table, stats
 
 
 def run() -> dict[str, Any]:
@@ -148,7 +151,13 @@ def run() -> dict[str, Any]:
     video = load_envivio(data)
     splits = {f: load_split(data, f) for f in FAMILIES}
     results: dict[str, Any] = {"calibration": calibration(video)}
-    table, telemetry = train_hints(splits, video)
+    events = training_events(splits, video)
+    table, telemetry = through_handler(events, 1000)  # the qoe_hints trigger's batch size
+    telemetry["sessions"] = sum(len(splits[f].train) for f in FAMILIES)
+    # how the handler's cost grows with the batch size (same events, fresh tables)
+    telemetry["by_batch_size"] = [through_handler(events, b)[1] for b in (100, 300)] + [
+        {k: telemetry[k] for k in ("batch_size", "events_per_s", "aws_requests_per_1000_events")}
+    ]
     results["telemetry"] = telemetry
 
     summary_rows = []
@@ -245,6 +254,14 @@ def run() -> dict[str, Any]:
         "Goal: >= 1.05x robustMPC's mean and median QoE, <= half its stalls in the first 10 s",
         ["family", "mean ratio", "median ratio", "early stalls (product / robustMPC)", "goal"],
         summary_rows,
+    )
+    print_table(
+        "qoe_hints handler path on the training telemetry, by Kinesis batch size",
+        ["batch size", "events/s", "DynamoDB requests per 1,000 events"],
+        [
+            (b["batch_size"], round(b["events_per_s"]), round(b["aws_requests_per_1000_events"], 1))
+            for b in telemetry["by_batch_size"]
+        ],
     )
     delivery = abr_delivery.measure(**DELIVERY_RUN)
     results["delivery"] = delivery

@@ -159,10 +159,11 @@ def measure(
             prof = p["profile_id"]
             if t_ms >= score_from:
                 warm = prof in seen_profiles
-                d = defaults_for(
-                    members.get(member_key(e["account_id"])), prof, members.get(region_key(region))
-                )
-                product.add(warm, resolve(d, catalogue.get(p["title_id"])), actual)
+                title = catalogue.get(p["title_id"])
+                region_doc = members.get(region_key(region))
+                d = defaults_for(members.get(member_key(e["account_id"])), prof, region_doc)
+                product.add(warm, resolve(d, title), actual)
+                region_only.add(warm, resolve(defaults_for(None, prof, region_doc), title), actual)
                 for name, guess in baselines.predict(prof, region).items():
                     base_scores[name].add(warm, guess, actual)
             baselines.learn(prof, region, actual)

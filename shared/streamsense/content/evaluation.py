@@ -82,7 +82,7 @@ class _Memo:
         hit = self.cache.get(key)
         if hit is None:
             post = posterior(stats, variants, self.config)
-            hit = self.cache[key] = (post, thompson_probabilities(post, arm, self.config, np.random.default_rng(self.config.seed)))
+            hit = self.cache[key] = (post, thompson_probabilities(post, arm, self.config, self.config.seed))
         return hit
 
 

@@ -32,6 +32,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy.linalg import solve_triangular
@@ -164,6 +165,16 @@ class PolicyConfig:
         return f"lin-ts/e{self.exploration:g}/s{self.samples}"
 
 
+@lru_cache(maxsize=32)
+def seeded_normals(seed: int, d: int, m: int) -> np.ndarray:
+    """np.random.default_rng(seed).standard_normal((d, m)), computed once (read-only): every
+    decision draws from a freshly seeded generator, so the numbers never change and the
+    expensive part of a Thompson step need not be redone."""
+    eps = np.random.default_rng(seed).standard_normal((d, m))
+    eps.setflags(write=False)
+    return eps
+
+
 @dataclass(frozen=True)
 class Posterior:
     variants: tuple[str, ...]  # the offered variants first, then others with statistics
@@ -173,9 +184,10 @@ class Posterior:
     pooled_rate: float
     noise_var: float
 
-    def sample(self, m: int, rng: np.random.Generator) -> np.ndarray:
-        """(m, V + Q) posterior draws: mean + L^-T eps has covariance (L L^T)^-1."""
-        eps = rng.standard_normal((len(self.mean), m))
+    def sample(self, m: int, rng: np.random.Generator | int) -> np.ndarray:
+        """(m, V + Q) posterior draws: mean + L^-T eps has covariance (L L^T)^-1. An int seed
+        draws eps from a fresh generator with that seed (cached: the same numbers every time)."""
+        eps = seeded_normals(rng, len(self.mean), m) if isinstance(rng, int) else rng.standard_normal((len(self.mean), m))
         # A triangular solve (L^T is upper): ~5x cheaper than a general solve, same draws.
         return self.mean[None, :] + solve_triangular(self.chol, eps, trans="T", lower=True, check_finite=False).T
 
@@ -219,7 +231,7 @@ def posterior(stats: TitleStats, variants: Sequence[str], config: PolicyConfig) 
     return Posterior(names, len(offered), mean, chol, float(pooled), float(noise))
 
 
-def thompson_probabilities(post: Posterior, arm_patterns: np.ndarray, config: PolicyConfig, rng: np.random.Generator) -> np.ndarray:
+def thompson_probabilities(post: Posterior, arm_patterns: np.ndarray, config: PolicyConfig, rng: np.random.Generator | int) -> np.ndarray:
     """P(argmax) for each distinct arm-feature pattern: (k, V, len(ARM_FEATURES)) -> (k, V),
     already mixed with the exploration floor. All patterns share the same posterior draws."""
     v = post.offered
@@ -251,8 +263,7 @@ def choice_probabilities(
         return np.zeros((0, len(variants)))
     arm = arm_features(contexts, variants)
     patterns, inverse = np.unique(arm, axis=0, return_inverse=True)
-    rng = rng if rng is not None else np.random.default_rng(config.seed)
-    probs = thompson_probabilities(post, patterns, config, rng)
+    probs = thompson_probabilities(post, patterns, config, rng if rng is not None else config.seed)
     return probs[np.asarray(inverse).reshape(-1)]
 
 

@@ -5,5 +5,7 @@
   statistics per (title, variant); choice probabilities that are logged as propensities.
 - ``ope``: off-policy evaluation (IPW, SNIPW, DR with cross-fitted reward model, bootstrap CIs).
 - ``store``: the statistics and member state in the ``content`` table, updated exactly once
-  per impression from the playback stream.
+  per impression from the playback stream (with two evaluation folds and their cells).
+- ``evaluation``: what was learned, read back from the table: the learned choice per title and
+  the cross-fitted off-policy value of the learned policy vs the logging policy.
 """

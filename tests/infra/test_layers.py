@@ -185,7 +185,7 @@ def test_function_sizes_add_code_and_layers(tmp_path: Path) -> None:
         SYSTEM, {"ml-x86_64": 245 * 2**20, "shared-x86_64": 6 * 2**20, "model": 0}
     )
     assert over["fraud_scorer"]["under_limit"] is False
-    assert over["investigation"]["under_limit"] is True  # shared layer only
+    assert over["delivery_prefs"]["under_limit"] is True  # shared layer only
 
 
 def test_shared_layer_builds_from_the_lock(tmp_path: Path) -> None:

@@ -241,7 +241,7 @@ def test_queues_kms_timeouts_retention_redrive(dev: Synth) -> None:
         else:
             assert "RedrivePolicy" not in props
     props = dev.named("queue")["investigations"][1]["Properties"]
-    assert (props["VisibilityTimeout"], props["RedrivePolicy"]["maxReceiveCount"]) == (120, 3)
+    assert (props["VisibilityTimeout"], props["RedrivePolicy"]["maxReceiveCount"]) == (360, 3)
 
 
 def test_kms_key_rotation_and_removal(dev: Synth, prod: Synth) -> None:

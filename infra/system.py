@@ -320,7 +320,8 @@ SYSTEM = System(
             "delivery_prefs",
             "learns each member's audio language and subtitle defaults from what they pick",
             triggers=(KinesisTrigger("playback", batch_size=500, batching_window_s=2),),
-            access=(Access("recs", "readwrite"), _Q),
+            # title languages and dubs: the newest catalogue export
+            access=(Access("recs", "readwrite"), Access("exports", "read", prefix="catalogue/"), _Q),
             memory_mb=256,
             timeout_s=60,
             layers=("shared",),

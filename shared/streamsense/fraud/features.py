@@ -487,6 +487,7 @@ STUFFING_WINDOW_MS = 10 * 60_000
 CARD_TESTING_WINDOW_MS = MS_PER_HOUR
 SMALL_AMOUNT = 5.0  # card testers probe with amounts at or below this
 HISTORY_MS = 30 * MS_PER_DAY
+ESTABLISHED_MS = MS_PER_DAY
 
 
 def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
@@ -507,7 +508,7 @@ class Activity:
     prev_distance_km: float | None = None
     prev_hours: float | None = None
     prev_asn: int = 0
-    # devices and countries of the account in the last 30 days, before this event
+    # devices and countries established on the account (seen 30 days to 24 hours before)
     device_seen: bool | None = None
     country_seen: bool | None = None
     sensitive_change: bool = False
@@ -545,7 +546,9 @@ def activity_features(event: Event, row: npt.NDArray[Any], logs: dict[str, Entit
     acct = logs.get(keys.account(event.account_id))
     acct_rows = acct.rows[acct.rows["kind"] != LABEL] if acct is not None else empty_rows()
     prior = _before(acct_rows, ts, seq)
-    recent = prior[prior["ts"] > ts - HISTORY_MS]
+    # "seen" means established: used on the account between 30 days and 24 hours ago (a device
+    # first seen ten minutes before a password change is still new)
+    recent = prior[(prior["ts"] > ts - HISTORY_MS) & (prior["ts"] <= ts - ESTABLISHED_MS)]
     out: dict[str, Any] = {"event_type": event.type}
     if network is not None:
         out["country"], out["asn"] = network.country, int(network.asn)

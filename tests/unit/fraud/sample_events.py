@@ -189,7 +189,6 @@ def label_export(n_customers: int = 80, n_terminals: int = 40, days: int = 35, s
     start = datetime(2024, 10, 1, tzinfo=UTC)
     mean = rng.uniform(10, 90, n_customers)
     rows = []
-    tid = 0
     bad_terminals = {int(t): int(d) for t, d in zip(rng.choice(n_terminals, n_bad_terminals, replace=False), rng.integers(0, days - 20, n_bad_terminals), strict=True)}
     takeovers = {int(c): int(d) for c, d in zip(rng.choice(n_customers, n_takeovers, replace=False), rng.integers(0, days - 7, n_takeovers), strict=True)}
     for day in range(days):
@@ -208,9 +207,8 @@ def label_export(n_customers: int = 80, n_terminals: int = 40, days: int = 35, s
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"])
-    for t, c, term, amount, fraud in rows:
+    for tid, (t, c, term, amount, fraud) in enumerate(rows):
         w.writerow([tid, t.strftime("%Y-%m-%d %H:%M:%S"), c, term, f"{amount:.2f}", fraud])
-        tid += 1
     return buf.getvalue()
 
 

@@ -60,6 +60,9 @@ def _report(stack: LocalStack) -> None:
     failures = stack.receive_all("failures", delete=False) if any(q.name == "failures" for q in stack.system.queues) else []
     print(f"\nquarantined by reason: {dict(sorted(reasons.items())) or 'none'}")
     print(f"on-failure destination (failures queue): {len(failures)} message(s)")
+    missing = [fn.name for fn in stack.system.functions if not (stack.functions_dir / fn.name / "handler.py").is_file()]
+    if missing:
+        print(f"functions without a handler yet (every invoke fails with Runtime.ImportModuleError): {', '.join(missing)}")
     print(f"function logs: {stack.workdir / 'logs'}")
 
 
@@ -166,7 +169,8 @@ def _drain_with_progress(stack: LocalStack, total: int | None, timeout_s: float)
     from tqdm import tqdm
 
     started = time.perf_counter()
-    with tqdm(total=total, unit="rec", desc="delivered", dynamic_ncols=True) as bar:
+    # disable=None: no bar when stdout is not a terminal (CI logs), the summary follows anyway.
+    with tqdm(total=total, unit="rec", desc="delivered", dynamic_ncols=True, mininterval=0.5, disable=None) as bar:
 
         def update() -> None:
             bar.n = _finished(stack)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -45,6 +46,9 @@ from streamsense_local.shapes import (
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 #: GetRecords returns at most this many records.
 MAX_GET_RECORDS = 10_000
+#: A caught-up shard is polled again after this long (Lambda polls each shard about once a
+#: second); drain() forces one last poll of every shard before it calls the stack idle.
+POLL_INTERVAL_S = 0.25
 
 Invoke = Callable[[str, Any, str, Sequence[str]], Invocation]
 Status = Literal["ok", "partial", "error"]
@@ -103,6 +107,11 @@ class _Shard:
     caught_up: bool = False
     work: deque[_Batch] = field(default_factory=deque)
     checkpoint: str | None = None
+    # drain(): retry backoff this shard has waited out on its own timeline (seconds ahead of
+    # the shared clock). A shard stuck on retries does not hold every other poller back, and
+    # the records behind it age by the wait; drain() moves the shared clock up at the end.
+    lag: float = 0.0
+    polled_at: float = float("-inf")  # time.monotonic() of the last GetRecords that caught up
 
 
 @dataclass
@@ -140,6 +149,36 @@ class KinesisReader:
         return json.loads(resp.data)  # type: ignore[no-any-return]
 
 
+class Destination:
+    """An on-failure destination queue. Records are sent with SendMessageBatch when ten are
+    waiting or the function's round ends (Lambda delivers them asynchronously too); a storm of
+    give-ups (a handler failing every record of a bisected batch) is then a tenth of the calls."""
+
+    def __init__(self, sqs: Any, url: str | None) -> None:
+        self._sqs = sqs
+        self.url = url
+        self._pending: list[str] = []
+
+    def send(self, record: dict[str, Any]) -> None:
+        if self.url is None:
+            return
+        self._pending.append(json.dumps(record))
+        if len(self._pending) >= 10 or sum(map(len, self._pending)) > 200_000:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._pending:
+            chunk, size = [], 0
+            while self._pending and len(chunk) < 10 and (not chunk or size + len(self._pending[0]) <= 250_000):
+                size += len(self._pending[0])
+                chunk.append(self._pending.pop(0))
+            resp = self._sqs.send_message_batch(
+                QueueUrl=self.url, Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
+            )
+            if resp.get("Failed"):
+                raise RuntimeError(f"on-failure destination {self.url} refused {resp['Failed']}")
+
+
 def retry_backoff_s(attempt: int) -> float:
     """Delay before retry number ``attempt`` of a stream batch (exponential, capped)."""
     return float(min(2 ** (attempt - 1), 30))
@@ -175,6 +214,7 @@ class KinesisMapping:
         self.role_arn = role_arn
         self.region = region
         self.destination_url = destination_url
+        self.destination = Destination(sqs, destination_url)
         self._kinesis = kinesis
         self._sqs = sqs
         self._clock = clock
@@ -190,6 +230,9 @@ class KinesisMapping:
 
     # ---- reading ------------------------------------------------------------------------------
 
+    def _now(self, sh: _Shard) -> float:
+        return self._clock.now() + sh.lag
+
     def _fill(self, sh: _Shard) -> None:
         limit = min(MAX_GET_RECORDS, max(self.trigger.batch_size, 500))
         while len(sh.buffer) < self.trigger.batch_size:
@@ -197,7 +240,7 @@ class KinesisMapping:
             sh.iterator = resp["NextShardIterator"]
             records = resp["Records"]
             if records and sh.buffered_since is None:
-                sh.buffered_since = self._clock.now()
+                sh.buffered_since = self._now(sh)
             for r in records:
                 sh.buffer.append(
                     StreamRecord(
@@ -210,6 +253,7 @@ class KinesisMapping:
                 )
             sh.caught_up = len(records) < limit
             if sh.caught_up:
+                sh.polled_at = time.monotonic()
                 return
 
     def _take(self, sh: _Shard) -> list[StreamRecord]:
@@ -225,11 +269,13 @@ class KinesisMapping:
             sh.buffered_since = None
         return batch
 
-    def _ready_batch(self, sh: _Shard, drain: bool) -> bool:
-        self._fill(sh)
+    def _ready_batch(self, sh: _Shard, drain: bool, force: bool) -> bool:
+        recently = time.monotonic() - sh.polled_at < POLL_INTERVAL_S
+        if force or not (sh.caught_up and recently):
+            self._fill(sh)
         if not sh.buffer:
             return False
-        now = self._clock.now()
+        now = self._now(sh)
         full = len(sh.buffer) >= self.trigger.batch_size or (
             sum(r.event_bytes() for r in list(sh.buffer)[: self.trigger.batch_size]) >= MAX_PAYLOAD_BYTES
         )
@@ -255,10 +301,9 @@ class KinesisMapping:
             function_error=batch.function_error,
             records=records,
             stream_arn=self.stream_arn,
-            now=self._clock.now(),
+            now=self._now(sh),
         )
-        if self.destination_url:
-            self._sqs.send_message(QueueUrl=self.destination_url, MessageBody=json.dumps(record))
+        self.destination.send(record)
         self.counters.failure_records.append(record)
         self.counters.records_to_destination += len(records)
         self._checkpoint(sh, records)
@@ -271,15 +316,18 @@ class KinesisMapping:
             self._give_up(sh, batch, batch.records, "RetryAttemptsExhausted")
             return
         self.counters.records_retried += len(batch.records)
-        batch.not_before = self._clock.now() + retry_backoff_s(batch.attempts)
+        batch.not_before = self._now(sh) + retry_backoff_s(batch.attempts)
 
-    def _step_shard(self, sh: _Shard, drain: bool) -> bool:
-        if not sh.work and not self._ready_batch(sh, drain):
+    def _step_shard(self, sh: _Shard, drain: bool, force: bool) -> bool:
+        if not sh.work and not self._ready_batch(sh, drain, force):
             return False
         batch = sh.work[0]
-        now = self._clock.now()
+        now = self._now(sh)
         if now < batch.not_before:
-            return False
+            if not drain:
+                return False
+            sh.lag += batch.not_before - now
+            now = batch.not_before
         max_age = self.trigger.max_record_age_s
         if max_age != -1:
             expired = 0
@@ -324,10 +372,11 @@ class KinesisMapping:
         self._retry_or_give_up(sh, batch)
         return True
 
-    def step(self, drain: bool) -> bool:
+    def step(self, drain: bool, force: bool = False) -> bool:
+        """Invoke at most one batch per shard; ``force`` polls even recently polled shards."""
         did = False
         for sh in self.shards:
-            did = self._step_shard(sh, drain) or did
+            did = self._step_shard(sh, drain, force) or did
         return did
 
     def due(self) -> Due:
@@ -336,14 +385,24 @@ class KinesisMapping:
         for sh in self.shards:
             if sh.work:
                 busy = True
-                times.append(sh.work[0].not_before)
+                times.append(sh.work[0].not_before - sh.lag)
             elif sh.buffer:
                 busy = True
-                times.append((sh.buffered_since or self._clock.now()) + self.trigger.batching_window_s)
+                times.append((sh.buffered_since or self._now(sh)) + self.trigger.batching_window_s - sh.lag)
             elif not sh.caught_up:
                 busy = True
                 times.append(self._clock.now())
         return Due(idle=not busy, at=min(times) if times else None)
+
+    def flush(self) -> None:
+        self.destination.flush()
+
+    def max_lag(self) -> float:
+        return max((sh.lag for sh in self.shards), default=0.0)
+
+    def clear_lag(self) -> None:
+        for sh in self.shards:
+            sh.lag = 0.0
 
     def describe(self) -> dict[str, Any]:
         t = self.trigger
@@ -403,7 +462,7 @@ class SqsMapping:
             if at <= now:
                 del self._invisible_until[handle]
 
-    def step(self, drain: bool) -> bool:
+    def step(self, drain: bool, force: bool = False) -> bool:
         self._forget_visible()
         msgs = self._gathering
         while len(msgs) < self.trigger.batch_size:
@@ -444,6 +503,9 @@ class SqsMapping:
             if m["MessageId"] in failed_set:
                 self._invisible_until[m["ReceiptHandle"]] = now + self.visibility_timeout_s
         return True
+
+    def flush(self) -> None:
+        """Nothing buffered: failed messages stay in their queue."""
 
     def due(self) -> Due:
         if self._gathering:
@@ -514,6 +576,7 @@ class AsyncQueue:
         self.max_retries = max_retries
         self.max_event_age_s = max_event_age_s
         self.destination_url = destination_url
+        self.destination = Destination(sqs, destination_url)
         self._sqs = sqs
         self._clock = clock
         self._invoke = invoke
@@ -537,13 +600,13 @@ class AsyncQueue:
             now=self._clock.now(),
         )
         if self.destination_url:
-            self._sqs.send_message(QueueUrl=self.destination_url, MessageBody=json.dumps(record))
+            self.destination.send(record)
         else:
             self.dropped.append(record)
         self.counters.failure_records.append(record)
         self.counters.records_to_destination += 1
 
-    def step(self, drain: bool) -> bool:
+    def step(self, drain: bool, force: bool = False) -> bool:
         now = self._clock.now()
         for item in list(self.items):
             if item.next_at > now:
@@ -567,6 +630,9 @@ class AsyncQueue:
             self.items.append(item)
             return True
         return False
+
+    def flush(self) -> None:
+        self.destination.flush()
 
     def due(self) -> Due:
         if not self.items:

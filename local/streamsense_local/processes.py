@@ -102,7 +102,7 @@ class FunctionProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._to_worker: int | None = None
         self._from_worker: int | None = None
-        self._pending_init: tuple[float, str] | None = None
+        self._pending_init: tuple[float | None, str] | None = None
         self._init_error: dict[str, Any] | None = None
         self.cold_starts = 0
         self.init_ms: list[float] = []
@@ -120,7 +120,7 @@ class FunctionProcess:
                 return
             if not (self.spec.code_dir / "handler.py").is_file():
                 # What Lambda answers when the deployment package has no handler module.
-                self._pending_init = (0.0, "")
+                self._pending_init = (None, "")
                 self._init_error = {
                     "errorMessage": f"Unable to import module 'handler': No module named 'handler' (no {self.spec.code_dir}/handler.py)",
                     "errorType": "Runtime.ImportModuleError",
@@ -224,7 +224,7 @@ class FunctionProcess:
             if self._proc is None and self._pending_init is None:
                 self.start()
             cold = self._pending_init is not None  # first invoke of this container
-            init_ms, init_logs = self._pending_init or (None, "")
+            init_ms, init_logs = self._pending_init if self._pending_init else (None, "")
             self._pending_init = None
             if self._init_error is not None:
                 # Lambda retries init on the next invoke in a fresh sandbox.

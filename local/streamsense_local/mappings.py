@@ -168,7 +168,8 @@ class Destination:
 
     def flush(self) -> None:
         while self._pending:
-            chunk, size = [], 0
+            chunk: list[str] = []
+            size = 0
             while self._pending and len(chunk) < 10 and (not chunk or size + len(self._pending[0]) <= 250_000):
                 size += len(self._pending[0])
                 chunk.append(self._pending.pop(0))

@@ -22,7 +22,7 @@ from streamsense.recs.service import (
 )
 from streamsense.storage import MemoryObjectStore, MemoryTable
 
-pytestmark = pytest.mark.data
+pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 KEY = "viewing-history/movielens/ratings.csv"
 

@@ -20,10 +20,10 @@ evaluated impression's own variant into the candidate list, and a title seen onc
 is served by the logging policy (each such impression scores its own logged reward).
 
 Estimators (see ``ope``): IPW, self-normalized IPW and doubly robust, the DR reward model
-being the other fold's posterior-mean play rate. They are computed from the table's
-evaluation cells (``store.Cells``), which hold exactly the sums these estimators and their
-delta-method standard errors need, because the policy and the reward model are constant
-within a cell. Intervals are normal (estimate +- z * se).
+being the other fold's posterior-mean play rate (at its average slot mix). They are computed
+from the table's evaluation cells (``store.Cells``), which hold exactly the sums these
+estimators and their delta-method standard errors need, because the policy and the reward
+model are constant within a cell. Intervals are normal (estimate +- z * se).
 """
 
 from __future__ import annotations
@@ -163,21 +163,29 @@ def _mean_estimate(total: float, total_sq: float, n: int) -> Estimate:
     return _estimate(mean, math.sqrt(var / n) if n > 1 else float("nan"))
 
 
+def slot_mix(stats: TitleStats) -> np.ndarray:
+    """The share of a title's impressions in slot buckets 1, 2 and 3+ (the position features)."""
+    n = stats.impressions
+    if not n:
+        return np.zeros(3)
+    return np.asarray(sum(s.z[:3] for s in stats.variants.values()), dtype=float) / n
+
+
 def _fold_policy(
-    stats: TitleStats,
-    variants: tuple[str, ...],
-    patterns: list[Pattern],
-    buckets: list[tuple[int, Pattern]],
-    memo: _Memo,
-) -> tuple[dict[Pattern, np.ndarray], dict[tuple[int, Pattern], np.ndarray]]:
-    """Choice probabilities per pattern and reward-model rates per (bucket, pattern) of the
-    policy learned from ``stats`` (the other fold's)."""
+    stats: TitleStats, variants: tuple[str, ...], patterns: list[Pattern], memo: _Memo
+) -> tuple[dict[Pattern, np.ndarray], dict[Pattern, np.ndarray]]:
+    """Choice probabilities and reward-model rates per pattern of the policy learned from
+    ``stats`` (the other fold's). The cells do not keep the slot, so the reward model is the
+    posterior-mean rate at the other fold's average slot mix (DR stays unbiased whatever the
+    reward model; a coarser one only costs variance)."""
     contexts = [Context(0, bool(p), dict(p)) for p in patterns]
     post, probs = memo.solve(stats, variants, arm_features(contexts, variants))
+    mix = slot_mix(stats)
     rates = {}
-    for b, p in buckets:
-        z = context_matrix(Context(b, bool(p), dict(p)), variants)[None].astype(float)
-        rates[(b, p)] = np.clip(post.rates(z)[0], 0.0, 1.0)
+    for p, c in zip(patterns, contexts, strict=True):
+        z = context_matrix(c, variants).astype(float)
+        z[:, :3] = mix
+        rates[p] = np.clip(post.rates(z[None])[0], 0.0, 1.0)
     return dict(zip(patterns, probs, strict=True)), rates
 
 
@@ -204,7 +212,7 @@ def _cross_fitted_value(states: Mapping[str, TitleState], config: PolicyConfig) 
             variants = tuple(sorted(v for v, st in other.variants.items() if st.n))
             if not variants:  # served by the logging policy: pi = p, every weight is 1
                 per_fold.append(None)
-                for (_, _, _, pattern), (c_n, c_r, *_rest) in cells.items():
+                for (_, _, pattern), (c_n, c_r, *_rest) in cells.items():
                     n += c_n
                     plays += c_r
                     fallback += c_n
@@ -219,16 +227,15 @@ def _cross_fitted_value(states: Mapping[str, TitleState], config: PolicyConfig) 
                     s_dr2 += c_r
                 continue
             index = {v: i for i, v in enumerate(variants)}
-            patterns = sorted({k[3] for k in cells} | {()})
-            buckets = sorted({(k[2], k[3]) for k in cells})
-            probs, rates = _fold_policy(other, variants, patterns, buckets, memo)
+            patterns = sorted({k[2] for k in cells} | {()})
+            probs, rates = _fold_policy(other, variants, patterns, memo)
             per_fold.append({v: float(p) for v, p in zip(variants, probs[()], strict=True)})
-            for (_, variant, bucket, pattern), (c_n, c_r, c_w, c_wr, c_ww, c_wwr) in cells.items():
+            for (_, variant, pattern), (c_n, c_r, c_w, c_wr, c_ww, c_wwr) in cells.items():
                 if variant not in index:  # never shown by the other fold: the policy cannot choose it
                     n += c_n
                     plays += c_r
                     with_history += c_n if pattern else 0
-                    q = rates[(bucket, pattern)]
+                    q = rates[pattern]
                     base = float(probs[pattern] @ q)
                     s_dr += c_n * base
                     s_dr2 += c_n * base * base
@@ -244,7 +251,7 @@ def _cross_fitted_value(states: Mapping[str, TitleState], config: PolicyConfig) 
                 swr += pi * wr
                 sww += pi * pi * ww
                 swwr += pi * pi * wwr
-                q = rates[(bucket, pattern)]
+                q = rates[pattern]
                 base = float(probs[pattern] @ q)  # sum_a pi(a|x) q(x, a)
                 qa = float(q[index[variant]])
                 s_dr += c_n * base + pi * (wr - qa * w)

@@ -11,7 +11,7 @@ Items (string ``pk`` / ``sk``):
   (``evaluation``), each impression also falls in one of two folds by a hash of its event id:
   ``fold_a`` holds the statistics of fold 0 alone (fold 1's are ``variants`` minus ``fold_a``,
   exact integer subtraction) and ``cells`` the logged rewards and inverse propensities per
-  (fold, variant shown, slot bucket, member's history of the title), see ``Cells``. Serving
+  (fold, variant shown, member's history of the title), see ``Cells``. Serving
   uses all impressions; the evaluation scores fold 0 with the policy learned from fold 1 and
   vice versa, so no impression is scored by a policy that learned from it.
 - ``member#<profile_id>`` / ``content``: the member's plays per title and variant (the context
@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from streamsense.content.features import Context, features, position_bucket
+from streamsense.content.features import Context, features
 from streamsense.content.model import Choice, PolicyConfig, TitleStats, choose, merge_all
 from streamsense.events import Event, Impression
 from streamsense.observability import count, logger
@@ -57,8 +57,10 @@ SCHEMA = 2  # 2: fold_a and cells (off-policy evaluation); schema-1 rows have ne
 W_SCALE = 1_000_000
 #: (member's level per variant of the title: 1 = played it after one impression of it, 2 = more)
 Pattern = tuple[tuple[str, int], ...]
-#: (fold, variant shown, slot bucket, pattern): the cell an impression is evaluated in.
-CellKey = tuple[int, str, int, Pattern]
+#: (fold, variant shown, pattern): the cell an impression is evaluated in. Not the slot: the
+#: policy's choice does not depend on it, and cells per slot would double the title rows' size
+#: (the DR reward model uses the other fold's average slot mix instead).
+CellKey = tuple[int, str, Pattern]
 #: Per cell: impressions, plays, sum 1/p, sum r/p, sum 1/p^2, sum r/p^2 (the last four x W_SCALE).
 CELL_LEN = 6
 
@@ -169,15 +171,15 @@ class Cells:
         return Cells(out)
 
     def to_list(self) -> list[list[Any]]:
-        return [[f, v, b, [list(p) for p in pat], *vals] for (f, v, b, pat), vals in sorted(self.data.items())]
+        return [[f, v, [list(p) for p in pat], *vals] for (f, v, pat), vals in sorted(self.data.items())]
 
     @classmethod
     def from_list(cls, rows: Iterable[Sequence[Any]]) -> Cells:
         data: dict[CellKey, list[int]] = {}
-        for f, v, b, pat, *vals in rows:
+        for f, v, pat, *vals in rows:
             if len(vals) != CELL_LEN:
                 raise ValueError(f"an evaluation cell needs {CELL_LEN} numbers, got {len(vals)}")
-            key = (int(f), str(v), int(b), tuple((str(x), int(lvl)) for x, lvl in pat))
+            key = (int(f), str(v), tuple((str(x), int(lvl)) for x, lvl in pat))
             data[key] = [int(x) for x in vals]
         return cls(data)
 
@@ -363,7 +365,7 @@ def apply_impressions(batch: Sequence[Delivered], table: Table, config: StoreCon
             continue
         fold = fold_of(d.event.event_id)
         row.pending.append((p.variant_id, features(p.position, engaged, affinity), p.played, fold))
-        row.cells.add((fold, p.variant_id, position_bucket(p.position), pattern), p.propensity, p.played)
+        row.cells.add((fold, p.variant_id, pattern), p.propensity, p.played)
         row.watermark = d.sequence
         row.last_event_at = max(row.last_event_at, d.event.occurred_at.isoformat().replace("+00:00", "Z"))
         row.dirty = True

@@ -57,6 +57,10 @@ def applied(events: list[Impression]) -> MemoryTable:
     return table
 
 
+def slot_shares(buckets: list[int]) -> list[float]:
+    return [buckets.count(b) / len(buckets) for b in (1, 2, 3)]
+
+
 def test_cells_scores_equal_the_row_by_row_estimators() -> None:
     events = logged(600, seed=3)
     states = title_states(applied(events).items.values())
@@ -66,6 +70,9 @@ def test_cells_scores_equal_the_row_by_row_estimators() -> None:
     # Row by row: each impression's fold, its member's history of the title before it, the
     # other fold's policy and reward model.
     history: dict[tuple[str, str], dict[str, int]] = {}
+    fold_rows: dict[tuple[str, int], list[Impression]] = {}
+    for e in events:
+        fold_rows.setdefault((e.payload.title_id, fold_of(e.event_id)), []).append(e)
     r, w, q_logged, q_target = [], [], [], []
     for e in events:
         p = e.payload
@@ -75,9 +82,11 @@ def test_cells_scores_equal_the_row_by_row_estimators() -> None:
         variants = tuple(sorted(state.stats.variants))
         other = state.fold_stats(1 - fold)
         assert tuple(v for v in variants if other.variants[v].n) == variants  # every variant in both folds
-        context = Context(p.position, bool(pattern), dict(pattern))
         pi = choice_probabilities(other, variants, [Context(0, bool(pattern), dict(pattern))], config)[0]
-        q = np.clip(posterior(other, variants, config).rates(context_matrix(context, variants)[None].astype(float))[0], 0, 1)
+        # Reward model: the other fold's posterior mean at that fold's share of slots 1, 2, 3+.
+        z = context_matrix(Context(0, bool(pattern), dict(pattern)), variants).astype(float)
+        z[:, :3] = slot_shares([min(o.payload.position, 3) for o in fold_rows[(p.title_id, 1 - fold)]])
+        q = np.clip(posterior(other, variants, config).rates(z[None])[0], 0, 1)
         a = variants.index(p.variant_id)
         r.append(float(p.played))
         w.append(pi[a] / p.propensity)

@@ -110,13 +110,13 @@ def test_evaluation_folds_and_cells_by_hand() -> None:
     fold_a = TitleStats.from_dict(dune["fold_a"])
     assert {v: s.to_list()[:2] for v, s in fold_a.variants.items()} == {"desert": [1, 1], "face": [2, 1]}
     assert fold_a.variants["face"].z.tolist() == [1, 0, 1, 1, 0, 0]
-    # Cells: fold, variant, slot bucket, member's levels for the title; then n, plays, and
-    # sum 1/p, r/p, 1/p^2, r/p^2 in millionths (p = 0.5).
+    # Cells: fold, variant, member's levels for the title; then n, plays, and sum 1/p, r/p,
+    # 1/p^2, r/p^2 in millionths (p = 0.5).
     assert dune["cells"] == [
-        [0, "desert", 0, [], 1, 1, 2_000_000, 2_000_000, 4_000_000, 4_000_000],
-        [0, "face", 1, [], 1, 0, 2_000_000, 0, 4_000_000, 0],
-        [0, "face", 3, [["desert", 1]], 1, 1, 2_000_000, 2_000_000, 4_000_000, 4_000_000],
-        [1, "desert", 2, [["desert", 1]], 1, 0, 2_000_000, 0, 4_000_000, 0],
+        [0, "desert", [], 1, 1, 2_000_000, 2_000_000, 4_000_000, 4_000_000],
+        [0, "face", [], 1, 0, 2_000_000, 0, 4_000_000, 0],
+        [0, "face", [["desert", 1]], 1, 1, 2_000_000, 2_000_000, 4_000_000, 4_000_000],
+        [1, "desert", [["desert", 1]], 1, 0, 2_000_000, 0, 4_000_000, 0],
     ]
     # Fold 1 = all minus fold 0: #2 alone, desert at slot 2 after playing it (not played).
     state = title_states(table.items.values())["dune"]

@@ -2,7 +2,7 @@
 no-op handler (per batch size and moto server mode), container init time per function, and
 (--iam-probe) how far moto's own IAM enforcement goes.
 
-    python -m streamsense_local perf                      # 20,000 records, batch 100 and 1,000
+    python -m streamsense_local perf                      # 20,000 records, batch 100 and 1,000, 3 runs each
     python -m streamsense_local perf --records 50000 --server-mode both --init
 """
 
@@ -49,51 +49,63 @@ def _record(i: int) -> bytes:
     ).encode()
 
 
-def perf_system(batch_size: int, shards: int) -> System:
+def perf_system(batch_size: int, shards: int, consumers: int = 1) -> System:
+    """One stream read by ``consumers`` no-op functions (noop, noop_2, ...), as the playback
+    stream is read by six functions in SYSTEM."""
     return System(
         name="perf",
         streams=(Stream("perf", "perf input", frozenset({"playback_heartbeat"}), shards=shards),),
         tables=(),
         buckets=(),
         queues=(Queue("quarantine", "unused"), Queue("failures", "on-failure")),
-        functions=(
+        functions=tuple(
             Function(
-                "noop",
+                "noop" if i == 0 else f"noop_{i + 1}",
                 "no-op consumer",
                 triggers=(KinesisTrigger("perf", batch_size=batch_size, batching_window_s=0),),
                 access=(Access("quarantine", "write"),),
                 layers=("shared",),
-            ),
+            )
+            for i in range(consumers)
         ),
     )
 
 
-def measure_delivery(records: int, batch_size: int, shards: int, server_mode: str, functions_dir: Path) -> dict[str, Any]:
+def measure_delivery(
+    records: int, batch_size: int, shards: int, server_mode: str, functions_dir: Path, consumers: int = 1
+) -> dict[str, Any]:
+    """Put ``records`` records, then time drain(): records/s = records x consumers / seconds."""
     from streamsense_local.stack import LocalStack
 
+    system = perf_system(batch_size, shards, consumers)
+    for fn in system.functions:
+        (functions_dir / fn.name).mkdir(exist_ok=True)
+        (functions_dir / fn.name / "handler.py").write_text(NOOP_HANDLER)
     t0 = time.perf_counter()
-    with LocalStack.start(perf_system(batch_size, shards), functions_dir=functions_dir, server_mode=server_mode, record_history=False) as stack:
+    with LocalStack.start(system, functions_dir=functions_dir, server_mode=server_mode, record_history=False) as stack:
         start_s = time.perf_counter() - t0
-        init_ms = stack.warm(["noop"])["noop"]
+        init_ms = stack.warm()["noop"]
         t1 = time.perf_counter()
         stack.put_records("perf", [(_record(i), f"acc-{i % 5000}") for i in range(records)])
         put_s = time.perf_counter() - t1
         t2 = time.perf_counter()
         stack.drain(timeout_s=3600)
         drain_s = time.perf_counter() - t2
-        row = stack.summary_rows()[0]
+        rows = stack.summary_rows()
         delivered = sum(m.counters.records_delivered for m in stack.kinesis_mappings)
-        if delivered != records or row["errors"]:
-            raise RuntimeError(f"perf run lost records: delivered {delivered} of {records}, errors {row['errors']}")
+        errors = sum(r["errors"] for r in rows)
+        if delivered != records * consumers or errors:
+            raise RuntimeError(f"perf run lost records: delivered {delivered} of {records * consumers}, errors {errors}")
         return {
             "server_mode": server_mode,
             "shards": shards,
+            "consumers": consumers,
             "batch_size": batch_size,
             "records": records,
-            "invocations": row["invocations"],
+            "invocations": sum(r["invocations"] for r in rows),
             "stack_start_s": round(start_s, 2),
             "put_records_per_s": round(records / put_s),
-            "delivered_records_per_s": round(records / drain_s),
+            "delivered_records_per_s": round(records * consumers / drain_s),
             "drain_s": round(drain_s, 2),
             "noop_init_ms": round(init_ms, 1),
         }
@@ -198,6 +210,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", type=int, default=20_000)
     p.add_argument("--batch-sizes", default="100,1000")
     p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--consumers", type=int, default=1, help="no-op functions reading the stream")
+    p.add_argument("--repeat", type=int, default=3, help="runs per setting; the median is reported")
     p.add_argument("--server-mode", choices=("process", "thread", "both"), default="process")
     p.add_argument("--init", action="store_true", help="also measure init time of every function in functions/")
     p.add_argument("--iam-probe", action="store_true", help="only probe moto's IAM enforcement")
@@ -216,11 +230,21 @@ def main(args: argparse.Namespace) -> int:
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
             functions_dir = Path(tmp)
-            (functions_dir / "noop").mkdir()
-            (functions_dir / "noop" / "handler.py").write_text(NOOP_HANDLER)
             for mode in modes:
                 for batch in (int(b) for b in args.batch_sizes.split(",")):
-                    rows.append(measure_delivery(args.records, batch, args.shards, mode, functions_dir))
+                    runs = [
+                        measure_delivery(args.records, batch, args.shards, mode, functions_dir, args.consumers)
+                        for _ in range(args.repeat)
+                    ]
+                    rates = sorted(r["delivered_records_per_s"] for r in runs)
+                    row = runs[0] | {
+                        "runs": len(runs),
+                        "delivered_records_per_s": rates[len(rates) // 2],  # median
+                        "min_records_per_s": rates[0],
+                        "max_records_per_s": rates[-1],
+                    }
+                    del row["drain_s"]
+                    rows.append(row)
                     print_table(rows[-1:])
         results["delivery"] = rows
         print("\nKinesis -> no-op handler:")

@@ -178,7 +178,9 @@ class FunctionProcess:
         if kill:
             proc.kill()
         try:
-            proc.wait(timeout=5)
+            # Closing the pipe ends the worker's loop; a handler's leftover non-daemon threads
+            # could keep the interpreter alive, and Lambda does not wait for them either.
+            proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -173,8 +173,20 @@ def apply_patches() -> None:
 
     from moto.sqs.models import Queue
 
+    def drop_expired(queue: Any, now: float) -> None:
+        # SQS deletes a message once it outlives the queue's retention period. moto instead
+        # marks it received and stops the receive there, so one expired message (e.g. the
+        # s3:TestEvent sent at provisioning, once the runtime clock has moved on by more than
+        # the retention) would block its queue for good.
+        keep_ms = int(queue.message_retention_period) * 1000
+        expired = [m for m in queue._messages if m.sent_timestamp + keep_ms <= now]
+        for m in expired:
+            queue._messages.remove(m)
+            queue.pending_messages.discard(m)
+
     def visible_messages(self: Any) -> list[Any]:
         now = core_utils.unix_time_millis()
+        drop_expired(self, now)
         return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
 
     def delayed_count(self: Any) -> int:
@@ -183,6 +195,7 @@ def apply_patches() -> None:
 
     def not_visible_count(self: Any) -> int:
         now = core_utils.unix_time_millis()
+        drop_expired(self, now)
         return sum(1 for m in self._messages if not now > m.visible_at)
 
     Queue.messages = property(visible_messages)  # type: ignore[assignment,method-assign]

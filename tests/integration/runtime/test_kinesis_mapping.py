@@ -287,3 +287,12 @@ def test_kinesis_event_is_awss_shape(fresh: LocalStack) -> None:
     assert record["kinesis"]["kinesisSchemaVersion"] == "1.0"
     assert json.loads(base64.b64decode(record["kinesis"]["data"])) == {"id": "shape"}
     assert isinstance(record["kinesis"]["approximateArrivalTimestamp"], float)
+
+
+def test_latest_starting_position_skips_what_was_there_before_the_mapping(fresh: LocalStack) -> None:
+    t = _tag()
+    _put(fresh, "s_latest", [{"id": f"{t}-before-{i}"} for i in range(3)])
+    fresh._build_mappings()  # the mapping is (re)created now: LATEST is after those three
+    after = _put(fresh, "s_latest", [{"id": f"{t}-after-{i}"} for i in range(2)])
+    fresh.drain()
+    assert [c.ids for c in _calls(fresh, "latest")] == [after]

@@ -107,3 +107,20 @@ def test_events_older_than_max_event_age_are_given_up(fresh: LocalStack) -> None
     assert msg["requestContext"]["condition"] == "EventAgeExceeded"
     assert msg["requestContext"]["approximateInvokeCount"] == 2
     assert msg["requestPayload"]["Records"][0]["s3"]["object"]["key"] == key
+
+
+def test_tick_fires_the_schedule_with_eventbridges_event(fresh: LocalStack) -> None:
+    fresh.record_events = True
+    request_id = fresh.tick("scheduled")
+    fresh.drain()
+    (call,) = _calls(fresh, "scheduled")
+    assert call.ok and call.source == "schedule"
+    event = call.event
+    assert list(event) == ["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"]
+    assert (event["version"], event["detail-type"], event["source"], event["detail"]) == ("0", "Scheduled Event", "aws.events", {})
+    assert (event["account"], event["region"]) == ("123456789012", "us-east-1")
+    assert event["resources"] == ["arn:aws:events:us-east-1:123456789012:rule/streamsense-local-scheduled-schedule-0"]
+    assert len(event["time"]) == 20 and event["time"].endswith("Z")
+    assert request_id and event["id"]
+    with pytest.raises(ValueError, match="no schedule trigger"):
+        fresh.tick("s3fn")

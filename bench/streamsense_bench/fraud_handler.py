@@ -120,7 +120,7 @@ def _model(h: H.History, start_ms: int) -> FraudModel:
     return train(sub, "bench")
 
 
-def handler_costs(h: H.History, n_memory: int = 6_000, n_moto: int = 2_000) -> dict[str, Any]:
+def handler_costs(h: H.History, n_memory: int = 4_000, n_moto: int = 2_000) -> dict[str, Any]:
     start = _start_ms(REPLAY_START)
     keys = EntityKeys(PSEUDO)
     model = _model(h, start)

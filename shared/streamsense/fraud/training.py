@@ -24,10 +24,10 @@ from streamsense.events import BadEvent
 from streamsense.fraud import history as H
 from streamsense.fraud.features import PAYMENT_FEATURES
 from streamsense.fraud.model import (
-    DEFAULT_PARAMS,
+    PRODUCT_PARAMS,
     FraudModel,
     calibrate_thresholds,
-    fit_trees,
+    fit_model,
     manifest_for,
 )
 from streamsense.fraud.registry import artifact_key, publish, write_dir
@@ -53,8 +53,8 @@ def train(h: H.History, version: str, *, train_days: int = 7, holdout_days: int 
     fit_rows = (day > end - holdout_days - train_days) & (day <= end - holdout_days)
     if h.fraud[fit_rows].sum() < MIN_FRAUDS or h.fraud[hold].sum() < 1:
         raise BadEvent("insufficient_labels", f"{int(h.fraud[fit_rows].sum())} frauds to train on, {int(h.fraud[hold].sum())} held out")
-    chosen = {**DEFAULT_PARAMS, **(params or {})}
-    trees = fit_trees(X[fit_rows], h.fraud[fit_rows], chosen)
+    chosen = dict(params if params is not None else PRODUCT_PARAMS)
+    trees = fit_model(X[fit_rows], h.fraud[fit_rows], chosen)
     model = FraudModel(trees, {"features": list(PAYMENT_FEATURES)})
     scores = model.score(X[hold])
     y = h.fraud[hold]

@@ -99,3 +99,15 @@ def test_registry_falls_back_to_the_layer_then_to_rules(tmp_path: Path) -> None:
     assert (cache.live.version, cache.candidate.version if cache.candidate else None) == ("v2", "v3")
     assert cache.error is None
     assert json.loads(store.objects[LIVE_KEY])["version"] == "v2" and CANDIDATE_KEY in store.objects
+
+
+def test_exported_forest_scores_exactly_like_sklearn() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = _data()
+    rf = RandomForestClassifier(n_estimators=15, max_depth=8, random_state=0).fit(X, y)
+    forest = M.TreeEnsemble.from_sklearn_forest(rf)
+    model = M.load(M.save(M.FraudModel(forest, {"features": list("abcde"), "version": "rf"})))
+    np.testing.assert_allclose(model.score(X), rf.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+    bias, contrib = forest.contributions(X[:100])
+    np.testing.assert_allclose(bias + contrib.sum(axis=1), model.score(X[:100]), rtol=0, atol=1e-9)

@@ -179,7 +179,9 @@ def iam_probe() -> list[dict[str, str]]:
         iam.put_user_policy(UserName="fn", PolicyName="p", PolicyDocument=json.dumps(policy))
         k = iam.create_access_key(UserName="fn")["AccessKey"]
         key = (k["AccessKeyId"], k["SecretAccessKey"])
-        urllib.request.urlopen(urllib.request.Request(server.url + "/moto-api/reset-auth", data=b"0", method="POST")).read()
+        # From now on moto authenticates and authorizes every request (the admin calls above ran before).
+        request = urllib.request.Request(server.url + "/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request).read()
         f = {s: client(s, key) for s in ("dynamodb", "sqs", "s3", "kinesis")}
         cases = [
             ("dynamodb PutItem, declared table", "allow", lambda: f["dynamodb"].put_item(TableName="t-own", Item={"pk": {"S": "a"}})),

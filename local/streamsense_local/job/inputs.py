@@ -13,11 +13,9 @@ clock (Kinesis arrival times, record ages, TTLs and the fill-window schedule all
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -102,104 +100,65 @@ class HandbookPlan:
     customer_share: float  # a seeded subset of customers keeps the replay small
 
 
-def card_number(customer: int) -> str:
-    """A stable, Luhn-valid 16-digit card number per handbook customer (the data has none)."""
-    body = f"4{customer:014d}"
-    digits = [int(d) for d in body]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 0:
-            d *= 2
-            d = d - 9 if d > 9 else d
-        total += d
-    return body + str((10 - total % 10) % 10)
-
-
-def _handbook_rows(data_dir: Path) -> Iterator[dict[str, str]]:
-    with gzip.open(data_dir / "fraud-handbook" / "transactions.csv.gz", "rt", newline="") as fh:
-        yield from csv.DictReader(fh)
+def _shifted(event: Any, shift: timedelta) -> dict[str, Any]:
+    """An event as producers write it, moved by ``shift`` (whole weeks keep weekday and hour)."""
+    obj: dict[str, Any] = json.loads(event.model_dump_json(exclude_none=True))
+    obj["occurred_at"] = iso(event.occurred_at + shift)
+    target = obj["payload"].get("target_occurred_at")
+    if target:
+        obj["payload"]["target_occurred_at"] = iso(datetime.fromisoformat(target.replace("Z", "+00:00")) + shift)
+    return obj
 
 
 def handbook_replay(data_dir: Path, plan: HandbookPlan, t0: datetime) -> Replay:
     """Payments of [replay_start, +warmup+eval) shifted so that the evaluation starts at t0,
-    each fraud's chargeback label 7 days after it, and the labeled export for training."""
-    eval_start = datetime.combine(plan.replay_start, datetime.min.time(), UTC) + timedelta(days=plan.warmup_days)
-    weeks = -(-(t0 - eval_start) // WEEK)
-    shift = weeks * WEEK
-    train_lo = datetime.combine(plan.train_start, datetime.min.time())
-    train_hi = train_lo + timedelta(days=plan.train_days)
-    lo = datetime.combine(plan.replay_start, datetime.min.time())
-    hi = lo + timedelta(days=plan.warmup_days + plan.eval_days)
-    eval_lo = lo + timedelta(days=plan.warmup_days)
+    each fraud's chargeback 7 days after it (streamsense.fraud.history's mapping of the
+    handbook to events), and the labeled export of the training window for fraud_trainer."""
+    from streamsense.fraud import history as hb
 
-    def keep(customer: str) -> bool:
-        digest = hashlib.sha256(f"handbook-subset:{customer}".encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32 < plan.customer_share
+    h = hb.load_handbook(str(data_dir / "fraud-handbook" / "transactions.csv.gz"))
+    day_ms = 86_400_000
 
+    def ms(d: date) -> int:
+        return int(datetime.combine(d, datetime.min.time(), UTC).timestamp() * 1000)
+
+    customers = np.unique(h.customer)
+    digests = [hashlib.sha256(f"handbook-subset:{c}".encode()).digest() for c in customers]
+    kept = customers[np.array([int.from_bytes(d[:4], "big") / 2**32 < plan.customer_share for d in digests])]
+    mine = np.isin(h.customer, kept)
+
+    train_lo = ms(plan.train_start)
+    train = np.flatnonzero(mine & (h.ts_ms >= train_lo) & (h.ts_ms < train_lo + plan.train_days * day_ms))
     export = io.StringIO()
     writer = csv.writer(export, lineterminator="\n")
-    writer.writerow(["event_id", "occurred_at", "account_id", "card_number", "merchant_id", "amount", "is_fraud"])
+    writer.writerow(hb.REQUIRED)
+    for i in train:
+        when = datetime.fromtimestamp(int(h.ts_ms[i]) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        writer.writerow([int(h.transaction_id[i]), when, int(h.customer[i]), int(h.terminal[i]), float(h.amount[i]), int(h.fraud[i])])
+
+    lo = ms(plan.replay_start)
+    eval_lo = lo + plan.warmup_days * day_ms
+    hi = eval_lo + plan.eval_days * day_ms
+    rows = np.flatnonzero(mine & (h.ts_ms >= lo) & (h.ts_ms < hi))
+    eval_start = datetime.fromtimestamp(eval_lo / 1000, UTC)
+    weeks = -(-(t0 - eval_start) // WEEK)
+    shift = weeks * WEEK
     replay = Replay("handbook")
-    labels: list[dict[str, Any]] = []
-    fraud_ids: list[str] = []
-    eval_ids: list[str] = []
-    for row in _handbook_rows(data_dir):
-        if not keep(row["CUSTOMER_ID"]):
+    for t_ms, kind, row in hb.replay_order(h, rows):
+        if t_ms >= hi:  # chargebacks that land after the replay's end
             continue
-        when = datetime.strptime(row["TX_DATETIME"], "%Y-%m-%d %H:%M:%S")
-        event_id = f"hb-tx-{row['TRANSACTION_ID']}"
-        account = f"hb-c{int(row['CUSTOMER_ID'])}"
-        card = card_number(int(row["CUSTOMER_ID"]))
-        merchant = f"hb-t{int(row['TERMINAL_ID'])}"
-        fraud = row["TX_FRAUD"] == "1"
-        if train_lo <= when < train_hi:
-            writer.writerow([event_id, iso(when.replace(tzinfo=UTC)), account, card, merchant, row["TX_AMOUNT"], int(fraud)])
-        if not lo <= when < hi:
-            continue
-        at = when.replace(tzinfo=UTC) + shift
-        replay.events.append(
-            {
-                "type": "payment",
-                "version": 1,
-                "event_id": event_id,
-                "occurred_at": iso(at),
-                "account_id": account,
-                "payload": {"card_number": card, "merchant_id": merchant, "amount": float(row["TX_AMOUNT"]), "currency": "USD", "status": "approved"},
-            }
-        )
-        if when >= eval_lo:
-            eval_ids.append(event_id)
-        if fraud:
-            fraud_ids.append(event_id)
-            labels.append(
-                {
-                    "type": "label",
-                    "version": 1,
-                    "event_id": f"hb-cb-{row['TRANSACTION_ID']}",
-                    "occurred_at": iso(at + WEEK),
-                    "account_id": account,
-                    "payload": {
-                        "kind": "chargeback",
-                        "target_event_id": event_id,
-                        "target_type": "payment",
-                        "target_occurred_at": iso(at),
-                        "is_fraud": True,
-                        "merchant_id": merchant,
-                        "card_number": card,
-                        "source": "processor",
-                    },
-                }
-            )
-    end = eval_start + shift + timedelta(days=plan.eval_days)
-    replay.events.extend(label for label in labels if label["occurred_at"] < iso(end))
-    replay.events.sort(key=lambda e: e["occurred_at"])
+        event = hb.payment_event(h, row) if kind == "payment" else hb.label_event(h, row)
+        replay.events.append(_shifted(event, shift))
+    fraud_ids = {hb.payment_event(h, int(i)).event_id for i in rows if h.fraud[i] == 1}
+    eval_ids = {hb.payment_event(h, int(i)).event_id for i in rows if h.ts_ms[i] >= eval_lo}
     key = f"fraud-labels/handbook-{plan.train_start:%Y%m%d}-{plan.train_days}d.csv"
     replay.exports.append(("exports", key, export.getvalue().encode()))
-    replay.truth = {"fraud_event_ids": set(fraud_ids), "eval_event_ids": set(eval_ids), "export_key": key}
+    replay.truth = {"fraud_event_ids": fraud_ids, "eval_event_ids": eval_ids, "export_key": key, "shift_weeks": weeks}
     replay.notes.append(
-        f"Handbook: {plan.customer_share:.0%} of customers; trained on {plan.train_start} +{plan.train_days} d; "
-        f"replayed {plan.replay_start} +{plan.warmup_days} d warm-up + {plan.eval_days} d evaluation, "
-        f"moved {weeks} weeks forward; chargebacks 7 days after each fraud"
+        f"Handbook: {len(kept):,} of {len(customers):,} customers ({plan.customer_share:.0%}); fraud_trainer "
+        f"trains on {plan.train_start} +{plan.train_days} d ({len(train):,} payments); replayed "
+        f"{plan.replay_start} +{plan.warmup_days} d warm-up + {plan.eval_days} d evaluation "
+        f"({len(rows):,} payments), moved {weeks} weeks forward; chargebacks 7 days after each fraud"
     )
     return replay
 

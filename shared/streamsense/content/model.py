@@ -75,8 +75,15 @@ class VariantStats:
     def to_list(self) -> list[int]:
         return [self.n, self.plays, *self.z.tolist(), *self.zz[_TRI].tolist(), *self.zr.tolist()]
 
+    def to_text(self) -> str:
+        """The list as one comma-separated string: how the table stores it (one attribute
+        instead of 35 numbers: a third of the bytes and far less (de)serialization)."""
+        return ",".join(map(str, self.to_list()))
+
     @classmethod
-    def from_list(cls, values: Sequence[int]) -> VariantStats:
+    def from_list(cls, values: Sequence[int] | str) -> VariantStats:
+        if isinstance(values, str):
+            values = [int(x) for x in values.split(",")]
         if len(values) != STATS_LEN:
             raise ValueError(f"variant statistics need {STATS_LEN} numbers, got {len(values)}")
         v = np.asarray([int(x) for x in values], dtype=np.int64)
@@ -130,8 +137,12 @@ class TitleStats:
     def to_dict(self) -> dict[str, list[int]]:
         return {k: self.variants[k].to_list() for k in sorted(self.variants)}
 
+    def to_item(self) -> dict[str, str]:
+        """The stored form: variant -> VariantStats.to_text (from_dict reads both forms)."""
+        return {k: self.variants[k].to_text() for k in sorted(self.variants)}
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Sequence[int]]) -> TitleStats:
+    def from_dict(cls, data: Mapping[str, Sequence[int] | str]) -> TitleStats:
         return cls({str(k): VariantStats.from_list(v) for k, v in data.items()})
 
     def digest(self) -> str:

@@ -4,10 +4,10 @@ batch of ``impression`` events to it exactly once.
 Items (string ``pk`` / ``sk``):
 
 - ``title#<title_id>`` / ``stats#<shard_id>``: the title's statistics from one Kinesis shard
-  (``variants``: variant id -> integer list, see model.VariantStats) and ``watermark``, the
-  sequence number of the last impression of this shard applied to it. One row per shard, so
-  each row has a single writer (a shard is processed by one invocation at a time); readers sum
-  the rows (exact: integer statistics). For the off-policy evaluation of the learned policy
+  (``variants``: variant id -> its integer list as comma-separated text, model.VariantStats)
+  and ``watermark``, the sequence number of the last impression of this shard applied to it.
+  One row per shard, so each row has a single writer (a shard is processed by one invocation
+  at a time); readers sum the rows (exact: integer statistics). For the off-policy evaluation of the learned policy
   (``evaluation``), each impression also falls in one of two folds by a hash of its event id:
   ``fold_a`` holds the statistics of fold 0 alone (fold 1's are ``variants`` minus ``fold_a``,
   exact integer subtraction) and ``cells`` the logged rewards and inverse propensities per
@@ -259,8 +259,8 @@ class _TitleRow:
             "schema": SCHEMA,
             "title_id": self.title_id,
             "shard": self.shard,
-            "variants": self.stats.to_dict(),
-            "fold_a": self.fold_a.to_dict(),
+            "variants": self.stats.to_item(),
+            "fold_a": self.fold_a.to_item(),
             "cells": self.cells.to_list(),
             "impressions": self.stats.impressions,
             "plays": self.stats.plays,

@@ -99,7 +99,7 @@ def provision(system: System, naming: Naming, clients: dict[str, Any]) -> Provis
         for index, trigger in enumerate(fn.triggers):
             if not isinstance(trigger, S3Trigger):
                 continue
-            rules = [{"Name": "prefix", "Value": trigger.prefix}]
+            rules = [{"Name": "prefix", "Value": trigger.prefix}] if trigger.prefix else []
             if trigger.suffix:
                 rules.append({"Name": "suffix", "Value": trigger.suffix})
             config_id = s3_configuration_id(fn, index)
@@ -109,7 +109,7 @@ def provision(system: System, naming: Naming, clients: dict[str, Any]) -> Provis
                     "Id": config_id,
                     "QueueArn": naming.arn_of_physical("queue", internal),
                     "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": rules}},
+                    **({"Filter": {"Key": {"FilterRules": rules}}} if rules else {}),
                 }
             )
     for bucket_name, configs in notifications.items():

@@ -116,7 +116,7 @@ def test_cells_scores_equal_the_row_by_row_estimators() -> None:
     # The fold policies for a member with no history, as reported for joins with ground truth.
     t0 = value.fold_probabilities["t0"]
     assert t0[0] == pytest.approx(dict(zip(("v0", "v1", "v2"), choice_probabilities(states["t0"].fold_stats(1), ("v0", "v1", "v2"), [Context(0)], config)[0], strict=True)))
-    assert sum(t0[1].values()) == pytest.approx(1.0, abs=1e-12)
+    assert t0[1] is not None and sum(t0[1].values()) == pytest.approx(1.0, abs=1e-12)
 
 
 def _one(event_id: str, title: str, variant: str, propensity: float, played: bool) -> Impression:

@@ -4,7 +4,9 @@
     up                                                 the stack on a port until Ctrl-C
     replay FILE.jsonl | --s3 BUCKET/KEY FILE           push data through the mappings, with a summary
     tick FUNCTION                                      fire a function's schedule
-    run                                                replay every sample event (make run)
+    run [--quick]                                      the main job: real data through the stack, report (make run)
+    query KIND ID                                      read the last run's state (member, account, site, segment...)
+    samples                                            replay every sample event, with a summary
     describe                                           the provisioned stack, normalized
     perf                                               delivery throughput and init times
 """
@@ -220,7 +222,35 @@ def cmd_tick(args: argparse.Namespace) -> int:
         return 0 if calls and calls[-1].ok else 1
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_job(args: argparse.Namespace) -> int:
+    """The main job (make run): see streamsense_local.job.run."""
+    from streamsense_local.job.run import DEFAULT_OUT, run
+
+    run(quick=args.quick, out=Path(args.out) if args.out else DEFAULT_OUT)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """Restore the last run's saved state into a fresh stack and read it."""
+    from streamsense_local.job import snapshot
+    from streamsense_local.job.queries import resolve
+    from streamsense_local.job.run import STATE_DIR
+
+    fn = resolve(args.kind)
+    if fn is None:
+        print(f"query {args.kind!r} is not available in this build")
+        return 2
+    state = Path(args.state) if args.state else STATE_DIR
+    if not (state / "counts.json").exists():
+        print(f"no saved run at {state}: run `make run` first")
+        return 1
+    with _start(args, record_history=False) as stack:
+        snapshot.load(stack, state)
+        print(_dump(fn(stack, args.id)))
+    return 0
+
+
+def cmd_samples(args: argparse.Namespace) -> int:
     """Every sample event through the whole stack: Kinesis samples' records into their streams
     (every mapping on the stream sees them), SQS bodies into their queues, S3 samples' setup
     objects into their buckets (the notification does the rest), schedules ticked."""
@@ -309,10 +339,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("function")
     p.set_defaults(func=cmd_tick)
 
-    p = sub.add_parser("run", parents=[common], help="replay every sample event through the stack, with a summary")
+    p = sub.add_parser("run", help="the main job: replay real data (or the simulator) through the stack and report")
+    p.add_argument("--quick", action="store_true", help="a < 2 minute version (the end-to-end test)")
+    p.add_argument("--out", default=None, help="report folder (default: reports/latest)")
+    p.set_defaults(func=cmd_job)
+
+    from streamsense_local.job.queries import QUERIES
+
+    p = sub.add_parser("query", parents=[common], help="read what the last run wrote: " + ", ".join(QUERIES))
+    p.add_argument("kind", choices=sorted(QUERIES), help="; ".join(f"{k}: {v[2]}" for k, v in QUERIES.items()))
+    p.add_argument("id")
+    p.add_argument("--state", default=None, help="saved run state (default: .streamsense/last-run)")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("samples", parents=[common], help="replay every sample event through the stack, with a summary")
     p.add_argument("--events", default=str(Path(__file__).resolve().parents[2] / "events"))
     p.add_argument("--timeout", type=float, default=900.0)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_samples)
 
     p = sub.add_parser("describe", parents=[common], help="print the provisioned stack (normalized)")
     p.set_defaults(func=cmd_describe)

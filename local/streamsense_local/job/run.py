@@ -105,10 +105,13 @@ def _timed(replay: Replay) -> list[tuple[float, bytes, str]]:
     return out
 
 
-def _windows(streams: list[list[tuple[float, bytes, str]]], start: float, step: float) -> Iterator[tuple[float, list[tuple[float, bytes, str]]]]:
-    """Merge time-ordered sources and cut them into windows [t, t + step)."""
+def _windows(
+    streams: list[list[tuple[float, bytes, str]]], t0: float, step: float
+) -> Iterator[tuple[float, list[tuple[float, bytes, str]]]]:
+    """Merge time-ordered sources and cut them into fill windows: everything before t0 (the
+    fraud features' warm-up: no fill window is due there) as one, then [t, t + step) from t0."""
     merged = heapq.merge(*streams, key=lambda r: r[0])
-    end = start + step
+    end = t0
     batch: list[tuple[float, bytes, str]] = []
     for rec in merged:
         while rec[0] >= end:
@@ -163,14 +166,12 @@ def run(*, quick: bool = False, data_dir: Path | None = None, out: Path = DEFAUL
         timings["trainers_s"] = time.perf_counter() - tic
 
         tic = time.perf_counter()
-        window = 86400.0
-        day0 = first - first % window
         with tqdm(total=total, unit="ev", desc="replay", smoothing=0.05) as bar:
-            for end, batch in _windows(streams, day0, window):
+            for end, batch in _windows(streams, t0.timestamp(), 86400.0):
                 if batch:
                     stack.clock.advance_to(batch[0][0])
-                    for i in range(0, len(batch), 5000):
-                        chunk = batch[i : i + 5000]
+                    for i in range(0, len(batch), 20_000):
+                        chunk = batch[i : i + 20_000]
                         _put(stack, chunk)
                         stack.drain()
                         bar.update(len(chunk))

@@ -4,12 +4,30 @@ own JSON (types exact), objects as files, queue messages as JSON lines."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from streamsense_local.stack import LocalStack
+
+
+def _encode(value: Any) -> Any:
+    """DynamoDB JSON with binary ("B"/"BS") as base64, as the AWS CLI writes it."""
+    if isinstance(value, dict):
+        return {k: (base64.b64encode(v).decode() if k == "B" else [base64.b64encode(b).decode() for b in v] if k == "BS" else _encode(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (base64.b64decode(v) if k == "B" else [base64.b64decode(b) for b in v] if k == "BS" else _decode(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
 
 
 def save(stack: LocalStack, dest: Path) -> dict[str, int]:
@@ -29,7 +47,7 @@ def save(stack: LocalStack, dest: Path) -> dict[str, int]:
             if not resp.get("LastEvaluatedKey"):
                 break
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        (dest / "tables" / f"{table.name}.json").write_text(json.dumps(items))
+        (dest / "tables" / f"{table.name}.json").write_text(json.dumps(_encode(items)))
         counts[f"table:{table.name}"] = len(items)
     for bucket in stack.system.buckets:
         root = dest / "buckets" / bucket.name
@@ -54,7 +72,7 @@ def load(stack: LocalStack, src: Path) -> None:
     ddb = stack.client("dynamodb")
     for table in stack.system.tables:
         path = src / "tables" / f"{table.name}.json"
-        items = json.loads(path.read_text()) if path.exists() else []
+        items = _decode(json.loads(path.read_text())) if path.exists() else []
         name = stack.physical("table", table.name)
         for i in range(0, len(items), 25):
             ddb.batch_write_item(RequestItems={name: [{"PutRequest": {"Item": it}} for it in items[i : i + 25]]})

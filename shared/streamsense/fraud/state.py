@@ -25,6 +25,7 @@ Storage layout (table ``fraud_state``, keys ``pk``/``sk``):
 from __future__ import annotations
 
 import hashlib
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,15 +230,21 @@ class FraudStateStore:
     BatchGetItem round for every (entity, slot) of a batch, one BatchWriteItem round for the
     items that changed."""
 
-    def __init__(self, table: Table, slot: str | None = "local") -> None:
+    def __init__(self, table: Table, slot: str | None = "local", registry_ttl_s: float = 60.0) -> None:
         self.table = table
         self.slot = slot  # None: a read-only reader (the investigation function)
+        self.registry_ttl_s = registry_ttl_s
         self._slots: list[str] | None = None
+        self._read_at = -float("inf")
 
     def slots(self) -> list[str]:
-        """Every writer slot in use, registering this one the first time (conditional write)."""
-        if self._slots is not None and (self.slot is None or self.slot in self._slots):
+        """Every writer slot in use, registering this one the first time (conditional write).
+        The list is re-read at most once a minute, so a shard that appears later (resharding,
+        a second stream) is seen by every reader within a minute."""
+        fresh = time.monotonic() - self._read_at < self.registry_ttl_s
+        if fresh and self._slots is not None and (self.slot is None or self.slot in self._slots):
             return self._slots
+        self._read_at = time.monotonic()
         for _ in range(5):
             reg = self.table.get_many([SLOT_REGISTRY]).get(SLOT_REGISTRY)
             slots = sorted(reg.get("slots", [])) if reg else []

@@ -177,3 +177,17 @@ def test_offline_driver_needs_no_event_objects() -> None:
     X = offline_payment_features(h.customer, h.terminal, h.ts_ms, h.amount, h.fraud, h.label_ts_ms)
     assert X.shape == (50, len(PAYMENT_FEATURES))
     assert ((h.label_ts_ms == NO_LABEL) == (h.fraud == 0)).all()
+
+
+def test_a_reader_sees_a_writer_slot_registered_after_it_started() -> None:
+    h = _synthetic(40)
+    table = MemoryTable()
+    a = StreamingFeatures(FraudStateStore(table, slot="activity/shard-0", registry_ttl_s=0), PSEUDO)
+    a.process([H.payment_event(h, i) for i in range(20)])
+    reader = FraudStateStore(table, slot=None, registry_ttl_s=0)
+    assert reader.slots() == ["activity/shard-0"]
+    b = StreamingFeatures(FraudStateStore(table, slot="activity/shard-1"), PSEUDO)  # after resharding
+    b.process([H.payment_event(h, i) for i in range(20, 40)])
+    assert reader.slots() == ["activity/shard-0", "activity/shard-1"]
+    logs = reader.load([f"merch#t{t}" for t in range(5)])
+    assert sum(len(log.rows) for log in logs.values()) == 40

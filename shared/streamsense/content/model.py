@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from streamsense.content.features import ARM_FEATURES, Context, Q, arm_features
 
@@ -198,6 +197,9 @@ class Posterior:
     def sample(self, m: int, rng: np.random.Generator | int) -> np.ndarray:
         """(m, V + Q) posterior draws: mean + L^-T eps has covariance (L L^T)^-1. An int seed
         draws eps from a fresh generator with that seed (cached: the same numbers every time)."""
+        # Imported here: content_bandit's apply path never samples (a leaner cold start).
+        from scipy.linalg import solve_triangular
+
         eps = seeded_normals(rng, len(self.mean), m) if isinstance(rng, int) else rng.standard_normal((len(self.mean), m))
         # A triangular solve (L^T is upper): ~5x cheaper than a general solve, same draws.
         return self.mean[None, :] + solve_triangular(self.chol, eps, trans="T", lower=True, check_finite=False).T

@@ -1,0 +1,88 @@
+"""Read functions over what ``qoe_hints`` wrote (the ``qoe`` table), for the ``query`` command
+after a run: the ABR hint a segment's players fetch (through ``streamsense.qoe.read_hint``, with
+its fallback to coarser segments) and the busiest segments.
+
+Segments are region (ISO country) x network type x device class; none of these identifies a
+person, so they are used as typed (upper-cased country, lower-cased network and device).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from streamsense.qoe.hints import read_hint
+from streamsense.qoe.segments import DEVICE_CLASS, LEVEL_NAMES, Segment
+from streamsense.storage import DynamoTable
+
+if TYPE_CHECKING:
+    from streamsense_local.stack import LocalStack
+
+
+def _table(stack: LocalStack) -> DynamoTable:
+    return DynamoTable(stack.physical("table", "qoe"), client=stack.client("dynamodb"))
+
+
+def segment(stack: LocalStack, region: str, network: str, device: str) -> dict[str, Any]:
+    """The hint a player of ``region`` x ``network`` x ``device`` fetches at session start.
+
+    ``device`` is a device type (tv, console, mobile, tablet, web) or class (tv, mobile, web).
+    ``served_from`` names the segment level of the document served: ``rnd`` when the segment
+    itself was seen, else the most specific coarser one published (``rn``, ``n``, ``all``);
+    inside the document each part (startup, throughput, prediction, buffer) names the level its
+    data came from, with sample size and age. ``found`` is False when nothing was published."""
+    seg = Segment.of(region.strip().upper(), network.strip().lower(), device.strip().lower())
+    if seg.device not in set(DEVICE_CLASS.values()):
+        raise ValueError(f"unknown device {device!r}: one of {sorted(DEVICE_CLASS)}")
+    hint = read_hint(_table(stack), seg)
+    out: dict[str, Any] = {"segment": seg.as_dict(), "found": hint is not None}
+    if hint is None:
+        return out
+    level = str(hint["level"])
+    out["served_from"] = level
+    out["served_from_name"] = LEVEL_NAMES[level]  # type: ignore[index]
+    out["fallback"] = level != "rnd"
+    out["hint"] = hint
+    return out
+
+
+def segments(stack: LocalStack, top: int = 20) -> list[dict[str, Any]]:
+    """The ``top`` segments by playback starts seen (all days kept), each with its heartbeats,
+    the share of heartbeats that reported a stall and the rebuffering they reported."""
+    from boto3.dynamodb.types import TypeDeserializer
+    from streamsense.storage import from_dynamo_value
+
+    client = stack.client("dynamodb")
+    de = TypeDeserializer()
+    kwargs: dict[str, Any] = {
+        "TableName": stack.physical("table", "qoe"),
+        "FilterExpression": "begins_with(pk, :p)",
+        "ExpressionAttributeValues": {":p": {"S": "seg#rnd#"}},
+        # the items carry sketches; only the counters are needed here
+        "ProjectionExpression": "pk, sessions, heartbeats, stalled, rebuffer_ms",
+    }
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    while True:
+        resp = client.scan(**kwargs)
+        for raw in resp.get("Items", []):
+            item = {k: from_dynamo_value(de.deserialize(v)) for k, v in raw.items()}
+            t = totals[str(item["pk"]).removeprefix("seg#rnd#")]
+            for name in ("sessions", "heartbeats", "stalled", "rebuffer_ms"):
+                t[name] += int(item.get(name, 0))
+        if not resp.get("LastEvaluatedKey"):
+            break
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1]["sessions"], -kv[1]["heartbeats"], kv[0]))
+    out = []
+    for key, t in ranked[:top]:
+        region, network, device = key.split("|")
+        out.append(
+            {
+                "segment": {"region": region, "network": network, "device": device},
+                "sessions": t["sessions"],
+                "heartbeats": t["heartbeats"],
+                "stall_share": round(t["stalled"] / t["heartbeats"], 4) if t["heartbeats"] else None,
+                "rebuffer_s": round(t["rebuffer_ms"] / 1000, 1),
+            }
+        )
+    return out

@@ -55,16 +55,18 @@ FULL = Plan(
     handbook=HandbookPlan(date(2018, 7, 4), 28, date(2018, 8, 1), 35, 7, customer_share=0.10),
 )
 QUICK = Plan(
-    days=2,
-    sim_accounts=300,
+    # The end-to-end test: every function exercised in under 2 minutes. The handbook warm-up is
+    # two weeks (the 30-day customer windows are not yet full: a smoke check, not a benchmark).
+    days=1,
+    sim_accounts=200,
     sim_heartbeat_s=900,
-    movielens=MovieLensPlan(new_plays=600, days=2),
-    handbook=HandbookPlan(date(2018, 7, 4), 28, date(2018, 8, 1), 35, 2, customer_share=0.02),
+    movielens=MovieLensPlan(new_plays=300, days=1),
+    handbook=HandbookPlan(date(2018, 7, 4), 28, date(2018, 8, 22), 14, 1, customer_share=0.02),
 )
-
 
 def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay, list[tuple[float, bytes, str]]]:
     from streamsense_sim import SimConfig, Simulator
+    from streamsense_sim.impressions import ground_truth as impression_truth
 
     config = SimConfig(
         accounts=plan.sim_accounts,
@@ -79,8 +81,11 @@ def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay
     records: list[tuple[float, bytes, str]] = []
     truth: dict[str, dict[str, Any]] = {}
     traps: dict[str, dict[str, Any]] = {}
+    impressions: list[str] = []
     for rec in sim.records():
         records.append((rec.t_ms / 1000.0, rec.line.encode(), rec.account_id))
+        if rec.kind == "impression":
+            impressions.append(rec.line)
         if rec.truth:
             line = json.loads(rec.truth)
             truth[line["event_id"]] = line
@@ -88,7 +93,15 @@ def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay
             line = json.loads(rec.trap)
             traps[line["event_id"]] = line
     replay = Replay("simulator")
-    replay.truth = {"attacks": truth, "legit_traps": traps, "summary": sim.summary.to_json()}
+    # The hidden per-(country, variant) affinities behind the simulated plays: what the content
+    # section compares the bandit's learned choices with.
+    imp = impression_truth(config.seed, sim.geo.countries, sorted(sim.summary.members_by_country))
+    imp["home_country"] = {
+        a: sim.geo.countries[c] for a, c in zip(sim.world.account_id, sim.world.country.tolist(), strict=True)
+    }
+    imp["title_variants"] = {sim.catalogue.title_ids[t]: list(sim.catalogue.variants(t)) for t in range(sim.catalogue.size)}
+    imp["events"] = impressions
+    replay.truth = {"attacks": truth, "legit_traps": traps, "summary": sim.summary.to_json(), "impressions": imp}
     source = "real ABR traces (evaluation half)" if data_dir else "the parametric throughput model"
     replay.notes.append(
         f"Simulator: {plan.sim_accounts:,} accounts x {plan.days} day(s), seed 0, heartbeat every "

@@ -54,6 +54,7 @@ class Replay:
 class MovieLensPlan:
     new_plays: int  # newest ratings replayed as plays; everything older is the S3 export
     days: int
+    export_since: date | None = None  # quick runs export only the recent history
 
 
 def movielens_replay(data_dir: Path, plan: MovieLensPlan, t0: datetime) -> Replay:
@@ -62,6 +63,8 @@ def movielens_replay(data_dir: Path, plan: MovieLensPlan, t0: datetime) -> Repla
     order = np.lexsort((rows[:, 1], rows[:, 0], rows[:, 3]))  # by time, then user, then movie
     rows = rows[order]
     old, new = rows[: -plan.new_plays], rows[-plan.new_plays :]
+    if plan.export_since is not None:
+        old = old[old[:, 3] >= datetime.combine(plan.export_since, datetime.min.time(), UTC).timestamp()]
     export = io.StringIO()
     export.write("member,title,timestamp,weight\n")
     for u, m, r, ts in old:
@@ -80,8 +83,9 @@ def movielens_replay(data_dir: Path, plan: MovieLensPlan, t0: datetime) -> Repla
         replay.events.extend(contexts.play(account, str(int(m)), at, watch_fraction=min(1.0, r / 5.0), seq=i))
         held.setdefault(account, []).append(str(int(m)))
     replay.truth = {"export_key": key, "export_rows": len(old), "new_plays": held}
+    since = f" from {plan.export_since}" if plan.export_since else ""
     replay.notes.append(
-        f"MovieLens: {len(old):,} ratings until {cutoff:%Y-%m-%d} exported to S3; the newest "
+        f"MovieLens: {len(old):,} ratings{since} until {cutoff:%Y-%m-%d} exported to S3; the newest "
         f"{len(new):,} replayed as plays over {plan.days} day(s) in their original order"
     )
     return replay

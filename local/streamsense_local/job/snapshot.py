@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from streamsense_local.job.sections import peek
 from streamsense_local.stack import LocalStack
 
 
@@ -36,19 +38,24 @@ def save(stack: LocalStack, dest: Path) -> dict[str, int]:
     (dest / "tables").mkdir(parents=True)
     (dest / "buckets").mkdir()
     (dest / "queues").mkdir()
-    ddb = stack.client("dynamodb")
     counts: dict[str, int] = {}
-    for table in stack.system.tables:
+
+    def scan(name: str) -> list[dict[str, Any]]:
+        ddb = stack.client("dynamodb")
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": stack.physical("table", table.name)}
+        kwargs: dict[str, Any] = {"TableName": stack.physical("table", name)}
         while True:
             resp = ddb.scan(**kwargs)
             items.extend(resp.get("Items", []))
             if not resp.get("LastEvaluatedKey"):
-                break
+                return items
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        (dest / "tables" / f"{table.name}.json").write_text(json.dumps(_encode(items)))
-        counts[f"table:{table.name}"] = len(items)
+
+    names = [t.name for t in stack.system.tables]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # moto's server is threaded
+        for name, items in zip(names, pool.map(scan, names), strict=True):
+            (dest / "tables" / f"{name}.json").write_text(json.dumps(_encode(items)))
+            counts[f"table:{name}"] = len(items)
     for bucket in stack.system.buckets:
         root = dest / "buckets" / bucket.name
         root.mkdir()
@@ -59,7 +66,7 @@ def save(stack: LocalStack, dest: Path) -> dict[str, int]:
             path.write_bytes(stack.get_object(bucket.name, key))
         counts[f"bucket:{bucket.name}"] = len(objects)
     for queue in stack.system.queues:
-        bodies = stack.receive_all(queue.name, delete=False)
+        bodies = peek(stack, queue.name)
         (dest / "queues" / f"{queue.name}.jsonl").write_text("".join(json.dumps(b) + "\n" for b in bodies))
         counts[f"queue:{queue.name}"] = len(bodies)
     (dest / "counts.json").write_text(json.dumps(counts, indent=1, sort_keys=True))

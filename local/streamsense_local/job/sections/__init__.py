@@ -40,7 +40,33 @@ class JobContext:
     quick: bool
     timings: dict[str, float] = field(default_factory=dict)
 
+    def messages(self, queue: str) -> list[str]:
+        """Every message body in a queue, left in the queue (see ``peek``)."""
+        return peek(self.stack, queue)
+
     def plot_path(self, name: str) -> Path:
         path = self.out / "plots" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def peek(stack: LocalStack, queue: str) -> list[str]:
+    """Read every message of a queue without consuming it: receive until empty (each receive
+    hides what it returned), then make them all visible again, so any number of readers (report
+    sections, the state snapshot) see the same messages."""
+    sqs = stack.client("sqs")
+    url = stack.queue_url(queue)
+    bodies: list[str] = []
+    handles: list[str] = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=300).get("Messages", [])
+        if not msgs:
+            break
+        bodies.extend(m["Body"] for m in msgs)
+        handles.extend(m["ReceiptHandle"] for m in msgs)
+    for i in range(0, len(handles), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(j), "ReceiptHandle": h, "VisibilityTimeout": 0} for j, h in enumerate(handles[i : i + 10])],
+        )
+    return bodies

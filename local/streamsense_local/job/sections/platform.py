@@ -25,7 +25,7 @@ def collect(ctx: JobContext) -> Section:
     section.tables.append(Table("per function (records/s = records in / time inside the handler)", header, table_rows))
     reasons: Counter[tuple[str, str]] = Counter()
     seen: set[str] = set()
-    for body in ctx.stack.receive_all("quarantine", delete=False):
+    for body in ctx.messages("quarantine"):
         message = json.loads(body)
         if message["quarantine_id"] in seen:  # at-least-once: a retried batch may resend
             continue
@@ -35,7 +35,7 @@ def collect(ctx: JobContext) -> Section:
         Table("quarantined records by reason (distinct)", ["function", "reason", "records"],
               [[f, r, n] for (f, r), n in sorted(reasons.items())])
     )
-    failures = ctx.stack.receive_all("failures", delete=False)
+    failures = ctx.messages("failures")
     section.headline = {
         "records_in": sum(r["records_in"] for r in rows),
         "applied": sum(r["applied"] for r in rows),

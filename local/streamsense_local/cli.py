@@ -246,7 +246,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         return 1
     with _start(args, record_history=False) as stack:
         snapshot.load(stack, state)
-        print(_dump(fn(stack, args.id)))
+        # a segment is REGION/NETWORK/DEVICE; every other id is one value
+        parts = args.id.split("/") if args.kind == "segment" else [args.id]
+        print(_dump(fn(stack, *parts)))
     return 0
 
 

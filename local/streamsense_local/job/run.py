@@ -68,6 +68,8 @@ def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay
     from streamsense_sim import SimConfig, Simulator
     from streamsense_sim.impressions import ground_truth as impression_truth
 
+    from streamsense_local.job.sections.delivery import catalogue_export
+
     config = SimConfig(
         accounts=plan.sim_accounts,
         days=plan.days,
@@ -93,6 +95,9 @@ def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay
             line = json.loads(rec.trap)
             traps[line["event_id"]] = line
     replay = Replay("simulator")
+    # delivery_prefs needs the titles' languages and dubs: the catalogue export, dropped first.
+    key, body = catalogue_export(sim)
+    replay.exports.append(("exports", key, body))
     # The hidden per-(country, variant) affinities behind the simulated plays: what the content
     # section compares the bandit's learned choices with.
     imp = impression_truth(config.seed, sim.geo.countries, sorted(sim.summary.members_by_country))

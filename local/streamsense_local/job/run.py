@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from streamsense_local.job import report
+from streamsense_local.job import report, snapshot
 from streamsense_local.job.inputs import (
     HandbookPlan,
     MovieLensPlan,
@@ -139,7 +139,9 @@ def _windows(
     yield end, batch
 
 
-def run(*, quick: bool = False, data_dir: Path | None = None, out: Path = DEFAULT_OUT) -> dict[str, Any]:
+def run(
+    *, quick: bool = False, data_dir: Path | None = None, out: Path = DEFAULT_OUT, state_dir: Path = STATE_DIR
+) -> dict[str, Any]:
     started = time.perf_counter()
     plan = QUICK if quick else FULL
     if data_dir is None:
@@ -204,10 +206,12 @@ def run(*, quick: bool = False, data_dir: Path | None = None, out: Path = DEFAUL
         tic = time.perf_counter()
         sections = report.collect(ctx)
         timings["report_s"] = time.perf_counter() - tic
-        counts = _save_state(stack)
+        tic = time.perf_counter()
+        counts = snapshot.save(stack, state_dir)
+        timings["save_state_s"] = time.perf_counter() - tic
     timings["wall_s"] = time.perf_counter() - started
     result = report.write(out, sections, timings, notes=[n for r in replays for n in r.notes], state=counts)
-    print(f"\nreport: {out / 'report.html'} (and report.json); state for `query`: {STATE_DIR}")
+    print(f"\nreport: {out / 'report.html'} (and report.json); state for `query`: {state_dir}")
     return result
 
 
@@ -218,9 +222,3 @@ def _put(stack: LocalStack, chunk: list[tuple[float, bytes, str]]) -> None:
         by_stream.setdefault(stack.route({"type": kind}), []).append((raw, key))
     for stream, records in by_stream.items():
         stack.put_records(stream, records)
-
-
-def _save_state(stack: LocalStack) -> dict[str, int]:
-    from streamsense_local.job import snapshot
-
-    return snapshot.save(stack, STATE_DIR)

@@ -1,0 +1,74 @@
+"""The main job end to end (`make run --quick` on the team data): real MovieLens, handbook and
+simulator traffic through every function via the local runtime's event-source mappings, then
+the report and `query` on the saved state."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("main_job")]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def quick_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("job")
+    from streamsense_local.job import run as job
+
+    # its own state folder: the developer's own last run stays untouched
+    result = job.run(quick=True, data_dir=data_dir, out=out / "report", state_dir=out / "state")
+    return out, result
+
+
+def test_every_function_received_and_applied_its_records(quick_run: tuple[Path, dict]) -> None:
+    out, result = quick_run
+    report = json.loads((out / "report" / "report.json").read_text())
+    platform = report["sections"]["Functions: events applied, quarantined, retried"]
+    assert platform["function_errors"] == 0
+    assert platform["on_failure_messages"] == 0
+    assert platform["applied"] > 10_000
+    inputs = " ".join(report["inputs"])
+    assert "MovieLens" in inputs and "Handbook" in inputs and "Simulator" in inputs
+    assert set(result["timings_s"]) >= {"inputs_s", "trainers_s", "replay_s", "report_s", "wall_s"}
+
+
+def test_report_html_has_every_section_and_its_plots(quick_run: tuple[Path, dict]) -> None:
+    out, _ = quick_run
+    html = (out / "report" / "report.html").read_text()
+    for title in ("Functions: events applied", "Dynamic content"):
+        assert title in html
+    images = [line for line in html.splitlines() if "<img src=" in line]
+    assert images, "the report has no plots"
+    for line in images:
+        src = line.split("src='", 1)[1].split("'", 1)[0]
+        assert (out / "report" / src).stat().st_size > 1000
+
+
+def test_state_is_saved_for_query(quick_run: tuple[Path, dict]) -> None:
+    out, result = quick_run
+    counts = json.loads((out / "state" / "counts.json").read_text())
+    for table in ("decisions", "recs", "qoe", "content"):
+        assert counts[f"table:{table}"] > 0, table
+    assert counts["bucket:models"] >= 2  # a recs and a fraud model version with manifests
+    assert result["state"] == counts
+
+
+def test_query_reads_the_saved_run(quick_run: tuple[Path, dict]) -> None:
+    out, _ = quick_run
+    member = next(
+        row["pk"] for row in json.loads((out / "state" / "tables" / "recs.json").read_text())
+        if row["pk"]["S"].startswith("member#ml-")
+    )["S"].removeprefix("member#")
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamsense_local", "query", "member", member, "--state", str(out / "state")],
+        capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    answer = json.loads(proc.stdout)
+    assert answer, "query member returned nothing"

@@ -7,6 +7,7 @@ source was not replayed)."""
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,23 +51,25 @@ class JobContext:
         return path
 
 
+_PEEKED: weakref.WeakKeyDictionary[Any, dict[str, list[str]]] = weakref.WeakKeyDictionary()
+
+
 def peek(stack: LocalStack, queue: str) -> list[str]:
-    """Read every message of a queue without consuming it: receive until empty (each receive
-    hides what it returned), then make them all visible again, so any number of readers (report
-    sections, the state snapshot) see the same messages."""
-    sqs = stack.client("sqs")
-    url = stack.queue_url(queue)
-    bodies: list[str] = []
-    handles: list[str] = []
-    while True:
-        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=300).get("Messages", [])
-        if not msgs:
-            break
-        bodies.extend(m["Body"] for m in msgs)
-        handles.extend(m["ReceiptHandle"] for m in msgs)
-    for i in range(0, len(handles), 10):
-        sqs.change_message_visibility_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(j), "ReceiptHandle": h, "VisibilityTimeout": 0} for j, h in enumerate(handles[i : i + 10])],
-        )
-    return bodies
+    """Every message body of a queue, read once after the replay and kept for every reader
+    (report sections, the state snapshot): nothing writes to the queues any more by then, and
+    SQS has no non-destructive read, so the messages stay in flight (hidden for 12 hours)
+    rather than being made visible again and read twice."""
+    cache = _PEEKED.setdefault(stack, {})
+    if queue not in cache:
+        sqs = stack.client("sqs")
+        url = stack.queue_url(queue)
+        bodies: list[str] = []
+        while True:
+            msgs = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=43_200
+            ).get("Messages", [])
+            if not msgs:
+                break
+            bodies.extend(m["Body"] for m in msgs)
+        cache[queue] = bodies
+    return list(cache[queue])

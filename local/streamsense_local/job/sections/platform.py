@@ -36,11 +36,20 @@ def collect(ctx: JobContext) -> Section:
               [[f, r, n] for (f, r), n in sorted(reasons.items())])
     )
     failures = ctx.messages("failures")
+    # A declared function whose code is not in functions/ yet fails every invocation; its records
+    # end at the on-failure destination. Say which, so its errors are not mistaken for others'.
+    missing = sorted(
+        fn.name for fn in ctx.stack.system.functions if not (ctx.stack.functions_dir / fn.name / "handler.py").is_file()
+    )
+    if missing:
+        section.notes.append(f"declared but not built (no functions/<name>/handler.py): {', '.join(missing)}")
     section.headline = {
         "records_in": sum(r["records_in"] for r in rows),
         "applied": sum(r["applied"] for r in rows),
         "quarantined_distinct": len(seen),
         "on_failure_messages": len(failures),
         "function_errors": sum(r["errors"] for r in rows),
+        "function_errors_of_built_functions": sum(r["errors"] for r in rows if r["function"] not in missing),
+        "functions_not_built": missing,
     }
     return section

@@ -12,7 +12,7 @@ BENCH ?=
 STAGE ?= dev
 ARGS ?=
 
-.PHONY: help setup setup-node run test test-fast lint format bench synth layers deploy data clean
+.PHONY: help setup setup-node run test test-fast lint format bench synth layers train-fraud deploy data clean
 
 help:
 	@echo "make run        replay real data (or the simulator) through the local stack and report"
@@ -56,6 +56,10 @@ format: setup
 
 bench: setup
 	$(PY) -m streamsense_bench $(BENCH)
+
+# A fraud model for the model layer, trained on the handbook's transactions.
+train-fraud: setup
+	$(PY) -m streamsense.fraud.training $(STREAMSENSE_DATA_DIR)/fraud-handbook/transactions.csv.gz --out build/models/fraud
 
 layers: setup
 	$(PY) -m layers.build

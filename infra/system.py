@@ -290,6 +290,7 @@ SYSTEM = System(
                 Access("decisions", "read"),
                 Access("fraud_state", "read"),
                 Access("cases", "readwrite"),
+                Access("activity", "write"),  # analyst verdicts go back as label events
                 _Q,
             ),
             memory_mb=512,

@@ -51,5 +51,9 @@ def collect(ctx: JobContext) -> Section:
         "function_errors": sum(r["errors"] for r in rows),
         "function_errors_of_built_functions": sum(r["errors"] for r in rows if r["function"] not in missing),
         "functions_not_built": missing,
+        "per_function": {
+            r["function"]: {k: r[k] for k in ("records_in", "applied", "skipped", "quarantined", "retried", "to_on_failure", "errors")}
+            for r in rows
+        },
     }
     return section

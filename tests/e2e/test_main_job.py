@@ -73,16 +73,22 @@ def test_state_is_saved_for_query(quick_run: tuple[Path, dict]) -> None:
     assert result["state"] == counts
 
 
-def test_query_reads_the_saved_run(quick_run: tuple[Path, dict]) -> None:
-    out, _ = quick_run
-    member = next(
-        row["pk"] for row in json.loads((out / "state" / "tables" / "recs.json").read_text())
-        if row["pk"]["S"].startswith("member#ml-")
-    )["S"].removeprefix("member#")
+def _query(out: Path, kind: str, key: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "streamsense_local", "query", "member", member, "--state", str(out / "state")],
+        [sys.executable, "-m", "streamsense_local", "query", kind, key, "--state", str(out / "state")],
         capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    answer = json.loads(proc.stdout)
-    assert answer, "query member returned nothing"
+    assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-2000:]
+    answer: dict = json.loads(proc.stdout)
+    return answer
+
+
+def test_query_reads_the_saved_run(quick_run: tuple[Path, dict]) -> None:
+    out, _ = quick_run
+    rows = json.loads((out / "state" / "tables" / "content.json").read_text())
+    title = next(r["pk"]["S"] for r in rows if r["pk"]["S"].startswith("title#")).removeprefix("title#")
+    answer = _query(out, "variants", title)
+    assert answer["title_id"] == title and answer["found"] is True
+    assert sum(v["shown"] for v in answer["variants"].values()) == answer["impressions"] > 0
+    assert abs(sum(v["p_show"] for v in answer["variants"].values()) - 1) < 1e-3
+    assert answer["would_show"] in answer["variants"]

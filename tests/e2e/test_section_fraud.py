@@ -132,7 +132,7 @@ def test_collect(stack: LocalStack, tmp_path: Path) -> None:
     # AUC = (9.5 + 8.5) / 20 = 0.9; all 12 reviewed or blocked: precision 2/12, recall 1.
     assert h == {
         "decisions": 20, "decisions_allow": 3, "decisions_challenge": 1, "decisions_review": 5, "decisions_block": 11,
-        "handbook_eval_payments": 13, "handbook_eval_decided": 12, "handbook_eval_scored": 12, "handbook_eval_frauds": 2,
+        "handbook_eval_payments": 13, "handbook_eval_decided": 12, "handbook_eval_scored": 12, "handbook_eval_frauds": 2, "handbook_score_source": "live",
         "handbook_review_block": 12, "handbook_review_block_precision": 0.1667, "handbook_review_block_recall": 1.0,
         "handbook_ap": 0.5, "handbook_auc": 0.9,
         **({"bench_protocol_b_ap": round(bench["ap"], 4), "bench_protocol_b_auc": round(bench["auc"], 4)} if bench else {}),

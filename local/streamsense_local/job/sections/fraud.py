@@ -74,24 +74,37 @@ def _handbook(ctx: JobContext, decisions: list[dict[str, Any]], section: Section
         return
     fraud_ids: set[str] = set(truth.get("fraud_event_ids") or ())
     evald = [d for d in decisions if d.get("event_id") in eval_ids]
-    scored = [d for d in evald if d.get("score") is not None]
+    # The live model's score and action; with no live model (fraud_trainer publishes a candidate,
+    # scored in shadow until promoted) the candidate's, as the decision stored them.
+    live = [(float(d["score"]), str(d.get("action")), d) for d in evald if d.get("score") is not None]
+    shadow = [(float(d["shadow"]["score"]), str(d["shadow"].get("action")), d) for d in evald
+              if d.get("score") is None and isinstance(d.get("shadow"), dict) and d["shadow"].get("score") is not None]
+    scored = live if len(live) >= len(shadow) else shadow
     h = section.headline
     h["handbook_eval_payments"] = len(eval_ids)
     h["handbook_eval_decided"] = len(evald)
     h["handbook_eval_scored"] = len(scored)
-    y = np.array([d["event_id"] in fraud_ids for d in scored], dtype=np.int8)
-    s = np.array([float(d["score"]) for d in scored])
+    h["handbook_score_source"] = "live" if scored is live else "shadow"
+    if scored is shadow:
+        versions = sorted({str(d["shadow"].get("version")) for _, _, d in shadow})
+        section.notes.append(
+            f"No live fraud model decided the handbook payments (the run does not promote the model fraud_trainer "
+            f"published): precision-recall uses the candidate's shadow scores and actions stored in the decisions "
+            f"({', '.join(versions)})."
+        )
+    y = np.array([d["event_id"] in fraud_ids for _, _, d in scored], dtype=np.int8)
+    s = np.array([sc for sc, _, _ in scored])
     h["handbook_eval_frauds"] = int(y.sum())
-    flagged = np.array([d.get("action") in ("review", "block") for d in scored], dtype=bool)
+    flagged = np.array([a in ("review", "block") for _, a, _ in scored], dtype=bool)
     tp = int((flagged & (y == 1)).sum())
     h["handbook_review_block"] = int(flagged.sum())
     h["handbook_review_block_precision"] = _rate(tp, int(flagged.sum()))
     h["handbook_review_block_recall"] = _rate(tp, int(y.sum()))
-    both = 0 < y.sum() < len(y)
+    both = bool(0 < y.sum() < len(y))
     h["handbook_ap"] = round(float(average_precision_score(y, s)), 4) if both else None
     h["handbook_auc"] = round(float(roc_auc_score(y, s)), 4) if both else None
     bench = _bench()
-    rows: list[list[Any]] = [["local run (decisions' scores)", h["handbook_ap"], h["handbook_auc"], len(scored), int(y.sum())]]
+    rows: list[list[Any]] = [[f"local run ({h['handbook_score_source']} scores in the decisions)", h["handbook_ap"], h["handbook_auc"], len(scored), int(y.sum())]]
     if bench is not None:
         h["bench_protocol_b_ap"], h["bench_protocol_b_auc"] = bench["ap"], bench["auc"]
         rows.append(["benchmark protocol B, product (bench-results/fraud.json)", bench["ap"], bench["auc"], "", ""])

@@ -183,6 +183,7 @@ def run(
             print(f"  s3://{bucket}/{key} ({len(body) / 1e6:.1f} MB)")
             stack.put_object(bucket, key, body)
         stack.drain()
+        _promote_fraud_candidate(stack)
         timings["trainers_s"] = time.perf_counter() - tic
 
         tic = time.perf_counter()
@@ -222,3 +223,19 @@ def _put(stack: LocalStack, chunk: list[tuple[float, bytes, str]]) -> None:
         by_stream.setdefault(stack.route({"type": kind}), []).append((raw, key))
     for stream, records in by_stream.items():
         stack.put_records(stream, records)
+
+
+def _promote_fraud_candidate(stack: LocalStack) -> None:
+    """The operator's step after a retrain: fraud_trainer publishes a candidate that is scored in
+    shadow until someone promotes it. The rehearsal promotes it before the replay so the payments
+    are scored by the model trained on the weeks before them."""
+    from streamsense.fraud import registry
+    from streamsense.storage import ObjectNotFound, S3ObjectStore
+
+    models = S3ObjectStore(stack.physical("bucket", "models"), client=stack.client("s3"))
+    try:
+        version = registry.promote(models)
+    except ObjectNotFound:
+        print("  fraud_trainer published no candidate: fraud_scorer runs on its rules alone")
+        return
+    print(f"  fraud model {version} promoted from shadow to live (operator step)")

@@ -69,6 +69,7 @@ def events() -> list[dict[str, Any]]:
     return sorted(out, key=lambda e: e["occurred_at"])
 
 
+SHADOW = [_payment(f"tx-{90 + k:09d}", "c9", T0 - timedelta(days=1, hours=4 - k), [9.0, 30.0, 150.0][k], "4000000000000099", "t9") for k in range(3)]
 TRUTH: dict[str, Any] = {
     "handbook": {
         "eval_event_ids": {f"tx-{c * 10 + k:09d}" for c in range(3) for k in range(4)} | {"tx-999999999"},  # one never replayed
@@ -98,7 +99,11 @@ def stack() -> Iterator[LocalStack]:
         st.put_object("exports", "fraud-labels/2024-11 export.csv", export.read_bytes())
         st.drain()
         version = json.loads(st.get_object("models", CANDIDATE_KEY))["version"]
+        # before promotion: the candidate only scores in shadow, rules decide (customer c9)
+        assert st.put_events(SHADOW) == {"activity": len(SHADOW)}
+        st.drain()
         st.put_object("models", LIVE_KEY, json.dumps({"version": version}).encode())
+        st.processes["fraud_scorer"].stop()  # the model cache reloads with the live model
         assert st.put_events(events()) == {"activity": len(events())}
         st.drain()
         assert st.receive_all("quarantine") == [] and st.receive_all("failures") == []
@@ -111,19 +116,32 @@ def test_collect(stack: LocalStack, tmp_path: Path) -> None:
     assert result is not None
     h = result.headline
     decided = {d["event_id"]: d for d in stack.scan("decisions")}
-    assert len(decided) == 20
+    assert len(decided) == 23
+    shadowed = [decided[f"tx-{90 + k:09d}"] for k in range(3)]
+    assert [(d["action"], "score" in d, d["shadow"]["version"]) for d in shadowed] == [("allow", False, decided["tx-000000000"]["model_version"])] * 3
+    shadow_truth = {"handbook": {"eval_event_ids": {f"tx-{90 + k:09d}" for k in range(3)}, "fraud_event_ids": {"tx-000000092"}}}
+    hs = section.collect(JobContext(stack=stack, out=tmp_path / "shadow", truth=shadow_truth, data_dir=None, quick=True))
+    assert hs is not None
+    assert [(d["shadow"]["score"], d["shadow"]["action"]) for d in shadowed] == [(0.45, "review"), (0.77, "block"), (0.89, "block")]
+    # the fraud has the top shadow score: AP = AUC = 1; all 3 would be reviewed/blocked: precision 1/3
+    assert {k: v for k, v in hs.headline.items() if k.startswith("handbook")} == {
+        "handbook_eval_payments": 3, "handbook_eval_decided": 3, "handbook_eval_scored": 3, "handbook_score_source": "shadow",
+        "handbook_eval_frauds": 1, "handbook_review_block": 3, "handbook_review_block_precision": 0.3333,
+        "handbook_review_block_recall": 1.0, "handbook_ap": 1.0, "handbook_auc": 1.0}
+    assert any(n.startswith("No live fraud model decided") and shadowed[0]["shadow"]["version"] in n for n in hs.notes)
     bench = json.loads(section.BENCH_RESULT.read_text())["protocol_b"]["product"] if section.BENCH_RESULT.is_file() else None
     # The model trained on the sample export is live and scores every payment high on this
     # traffic (its export is unlike it): payments are reviewed or blocked by score alone, the
     # card-testing ones blocked (model review band + rule); the logins have no model score.
     actions = {k: v["action"] for k, v in sorted(decided.items())}
     assert actions == {
+        **{f"tx-{90 + k:09d}": "allow" for k in range(3)},
         "sim-li-0": "allow", "sim-li-1": "challenge", "sim-li-2": "allow", "sim-li-3": "allow",
         "sim-pay-0": "review", "sim-pay-1": "review", "sim-pay-2": "block", "sim-pay-3": "block",
         **{f"tx-{c * 10:09d}": "review" for c in range(3)},
         **{f"tx-{c * 10 + k:09d}": "block" for c in range(3) for k in (1, 2, 3)},
     }
-    scores = {k: float(v["score"]) for k, v in decided.items() if k.startswith("tx-")}
+    scores = {k: float(v["score"]) for k, v in decided.items() if k.startswith("tx-") and "score" in v}
     assert {k: scores[k] for k in ("tx-000000003", "tx-000000023", "tx-000000013", "tx-000000022")} == {
         "tx-000000003": 0.93, "tx-000000023": 0.95, "tx-000000013": 0.95, "tx-000000022": 0.93}
     assert max(v for k, v in scores.items() if k not in {"tx-000000003", "tx-000000023", "tx-000000013", "tx-000000022"}) < 0.93
@@ -131,7 +149,7 @@ def test_collect(stack: LocalStack, tmp_path: Path) -> None:
     # AP = 0.5 x 0.5 (top 2: 1 of 2 is fraud) + 0.5 x 0.5 (top 4: 2 of 4) = 0.5;
     # AUC = (9.5 + 8.5) / 20 = 0.9; all 12 reviewed or blocked: precision 2/12, recall 1.
     assert h == {
-        "decisions": 20, "decisions_allow": 3, "decisions_challenge": 1, "decisions_review": 5, "decisions_block": 11,
+        "decisions": 23, "decisions_allow": 6, "decisions_challenge": 1, "decisions_review": 5, "decisions_block": 11,
         "handbook_eval_payments": 13, "handbook_eval_decided": 12, "handbook_eval_scored": 12, "handbook_eval_frauds": 2, "handbook_score_source": "live",
         "handbook_review_block": 12, "handbook_review_block_precision": 0.1667, "handbook_review_block_recall": 1.0,
         "handbook_ap": 0.5, "handbook_auc": 0.9,
@@ -148,7 +166,7 @@ def test_collect(stack: LocalStack, tmp_path: Path) -> None:
     assert tables["false positives on legitimate simulator events, by legit-trap kind"].rows == [["none", 2, 0, 0.0], ["traveller", 1, 0, 0.0]]
     assert tables["decisions by reason (a decision counts once per rule that fired)"].rows == [
         ["card_testing", 0, 0, 0, 2, 2], ["impossible_travel", 0, 1, 0, 0, 1], ["model score", 0, 0, 5, 9, 14]]
-    assert tables["decisions by event type and outcome"].rows == [["login", 3, 1, 0, 0, 4], ["payment", 0, 0, 5, 11, 16], ["all", 3, 1, 5, 11, 20]]
+    assert tables["decisions by event type and outcome"].rows == [["login", 3, 1, 0, 0, 4], ["payment", 3, 0, 5, 11, 19], ["all", 6, 1, 5, 11, 23]]
     assert tables["cases opened, by decision and recommended action"].rows == [
         ["block", "suspend_account", 2], ["block", "suspend_account_and_linked", 9], ["review", "manual_review", 5]]
     assert any("10%, 2% in quick mode" in n for n in result.notes)

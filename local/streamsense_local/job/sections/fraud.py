@@ -113,12 +113,17 @@ def _handbook(ctx: JobContext, decisions: list[dict[str, Any]], section: Section
     section.tables.append(Table("handbook evaluation payments: model scores as written in the decisions", ["", "AP", "AUC", "payments", "frauds"], rows))
     section.notes.append(
         "Handbook figures differ from the benchmark's by design: the run replays a seeded subset of "
-        "customers (10%, 2% in quick mode) so there are few frauds and AP is noisy; the features' "
-        "warm-up before the evaluation days is shorter than the benchmark's (35 days, 14 in quick mode; "
-        "the 30-day customer windows are not full in quick mode); the model is the one fraud_trainer "
-        "trained on the subset's 28 days, not the benchmark's; and the benchmark scores whole test "
-        "weeks over 4 folds, here one evaluation window."
+        "customers (10%, 2% in quick mode), so there are few frauds and AP is noisy; the features' warm-up "
+        "before the evaluation days is shorter than the benchmark's history (in quick mode the 30-day "
+        f"customer windows are not full); the model is the one fraud_trainer trained on the subset's export "
+        f"({truth.get('export_key', '?')}), not the benchmark's; and the benchmark averages 4 test weeks, "
+        "here one evaluation window."
     )
+    if not scored:
+        section.notes.append(
+            "No model score (live or shadow) is stored on the handbook's evaluation payments: fraud_trainer "
+            "published no model in this run (see the functions section's quarantine), so rules alone decided."
+        )
     if both:
         import matplotlib
 

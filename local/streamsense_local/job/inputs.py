@@ -102,6 +102,9 @@ class HandbookPlan:
     warmup_days: int
     eval_days: int
     customer_share: float  # a seeded subset of customers keeps the replay small
+    # The labeled export may cover more customers than the replay: the trainer fits on the last
+    # 7 mature days and needs >= 20 frauds there (streamsense.fraud.training.MIN_FRAUDS).
+    export_share: float | None = None
 
 
 def _shifted(event: Any, shift: timedelta) -> dict[str, Any]:
@@ -128,11 +131,13 @@ def handbook_replay(data_dir: Path, plan: HandbookPlan, t0: datetime) -> Replay:
 
     customers = np.unique(h.customer)
     digests = [hashlib.sha256(f"handbook-subset:{c}".encode()).digest() for c in customers]
-    kept = customers[np.array([int.from_bytes(d[:4], "big") / 2**32 < plan.customer_share for d in digests])]
+    draw = np.array([int.from_bytes(d[:4], "big") / 2**32 for d in digests])
+    kept = customers[draw < plan.customer_share]
     mine = np.isin(h.customer, kept)
+    exported = np.isin(h.customer, customers[draw < (plan.export_share or plan.customer_share)])
 
     train_lo = ms(plan.train_start)
-    train = np.flatnonzero(mine & (h.ts_ms >= train_lo) & (h.ts_ms < train_lo + plan.train_days * day_ms))
+    train = np.flatnonzero(exported & (h.ts_ms >= train_lo) & (h.ts_ms < train_lo + plan.train_days * day_ms))
     export = io.StringIO()
     writer = csv.writer(export, lineterminator="\n")
     writer.writerow(hb.REQUIRED)
@@ -160,7 +165,8 @@ def handbook_replay(data_dir: Path, plan: HandbookPlan, t0: datetime) -> Replay:
     replay.truth = {"fraud_event_ids": fraud_ids, "eval_event_ids": eval_ids, "export_key": key, "shift_weeks": weeks}
     replay.notes.append(
         f"Handbook: {len(kept):,} of {len(customers):,} customers ({plan.customer_share:.0%}); fraud_trainer "
-        f"trains on {plan.train_start} +{plan.train_days} d ({len(train):,} payments); replayed "
+        f"trains on {plan.train_start} +{plan.train_days} d ({len(train):,} payments of "
+        f"{plan.export_share or plan.customer_share:.0%} of customers); replayed "
         f"{plan.replay_start} +{plan.warmup_days} d warm-up + {plan.eval_days} d evaluation "
         f"({len(rows):,} payments), moved {weeks} weeks forward; chargebacks 7 days after each fraud"
     )

@@ -61,7 +61,7 @@ QUICK = Plan(
     sim_accounts=200,
     sim_heartbeat_s=900,
     movielens=MovieLensPlan(new_plays=300, days=1, export_since=date(2016, 1, 1)),
-    handbook=HandbookPlan(date(2018, 6, 6), 70, date(2018, 8, 22), 14, 1, customer_share=0.02),
+    handbook=HandbookPlan(date(2018, 7, 25), 28, date(2018, 8, 22), 14, 1, customer_share=0.02, export_share=0.10),
 )
 
 def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay, list[tuple[float, bytes, str]]]:

@@ -35,6 +35,7 @@ from streamsense_local.job.sections import JobContext
 from streamsense_local.stack import LocalStack
 
 DEFAULT_OUT = Path("reports/latest")
+_SCORED = frozenset({"login", "signup", "account_change", "payment", "playback_start"})
 STATE_DIR = Path(".streamsense/last-run")
 
 
@@ -84,10 +85,19 @@ def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay
     truth: dict[str, dict[str, Any]] = {}
     traps: dict[str, dict[str, Any]] = {}
     impressions: list[str] = []
+    context: dict[str, dict[str, str]] = {}
     for rec in sim.records():
         records.append((rec.t_ms / 1000.0, rec.line.encode(), rec.account_id))
         if rec.kind == "impression":
             impressions.append(rec.line)
+        elif rec.kind in _SCORED:
+            # where and on what each scored event happened: the fraud section splits its
+            # false-positive rates by country and device type
+            payload = json.loads(rec.line)["payload"]
+            context[rec.line.split('"event_id":"', 1)[1].split('"', 1)[0]] = {
+                "country": (payload.get("network") or {}).get("country", ""),
+                "device_type": (payload.get("device") or {}).get("device_type", ""),
+            }
         if rec.truth:
             line = json.loads(rec.truth)
             truth[line["event_id"]] = line
@@ -106,7 +116,13 @@ def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay
     }
     imp["title_variants"] = {sim.catalogue.title_ids[t]: list(sim.catalogue.variants(t)) for t in range(sim.catalogue.size)}
     imp["events"] = impressions
-    replay.truth = {"attacks": truth, "legit_traps": traps, "summary": sim.summary.to_json(), "impressions": imp}
+    replay.truth = {
+        "attacks": truth,
+        "legit_traps": traps,
+        "summary": sim.summary.to_json(),
+        "impressions": imp,
+        "event_context": context,
+    }
     source = "real ABR traces (evaluation half)" if data_dir else "the parametric throughput model"
     replay.notes.append(
         f"Simulator: {plan.sim_accounts:,} accounts x {plan.days} day(s), seed 0, heartbeat every "

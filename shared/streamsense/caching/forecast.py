@@ -1,0 +1,269 @@
+"""Next-window demand per (region, title): the product's forecaster.
+
+It is a streaming object: ``observe(window)`` appends what happened, ``forecast()`` scores the
+next window. Training data are made the same way: when a window is observed, the features the
+forecaster had for it *before* seeing it are labeled with what happened and kept (all
+positives, titles the region had, and a seeded sample of the other candidates, reweighted), so
+the model is only ever fitted on windows that lie in the past of every forecast it makes.
+
+Two scorers over the same features (``streamsense.caching.features``), chosen by measurement:
+- ``trend``: closed form, no fitting: the region's own recent share (persistence) + the chance
+  the title arrives from the regions where it is present now (learned transfer probabilities)
+  x the share it has there + the launch calendar's prior for titles released in the window;
+- ``gbm``: scikit-learn's HistGradientBoosting over the features, refitted every few windows
+  on the labeled past: a classifier for "will it be in the region's chart" (objective
+  ``presence``) or a Poisson regressor of its share of the region's plays (``volume``). Until
+  enough windows are labeled, ``gbm`` falls back to ``trend``.
+
+Every scored pair can say why (``explain``): the region's own history, a trend from a named
+source region, the global signal, or the launch calendar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from streamsense.caching.features import FEATURES, F, FeatureState
+
+Objective = Literal["presence", "volume"]
+Scorer = Literal["trend", "gbm"]
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    objective: Objective = "presence"
+    scorer: Scorer = "gbm"
+    candidate_window: int = 4  # titles seen anywhere in the last N windows are candidates
+    own_window: int = 26  # ... and titles seen in the region in the last N windows
+    period: int | None = None  # windows per day for sub-day windows (a same-time-yesterday lag)
+    transfer_prior: float = 5.0
+    transfer_decay: float = 1.0  # < 1 forgets old region-to-region evidence
+    # trend scorer
+    own_weights: tuple[float, float, float] = (0.6, 0.3, 0.1)
+    period_weight: float = 0.0  # blends in the same-time-yesterday share
+    arrival_weight: float = 1.0
+    launch_weight: float = 1.0
+    # gbm scorer
+    negative_rate: float = 0.05  # share of easy negatives kept for training (reweighted)
+    retrain_every: int = 4
+    min_train_windows: int = 3
+    max_train_windows: int | None = None
+    max_iter: int = 100
+    learning_rate: float = 0.1
+    max_depth: int | None = 4
+    min_samples_leaf: int = 200
+    l2_regularization: float = 0.0
+    threads: int = 1  # OpenMP threads for fit/predict: 1 is fastest on a shared or 1-2 vCPU box
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Reason:
+    kind: Literal["own", "trend", "global", "calendar"]
+    source: str | None = None  # the trend's source region
+    detail: str = ""
+
+
+@dataclass
+class Forecast:
+    """Scores for window ``window`` (the next one), per region, best first."""
+
+    window: int
+    regions: list[str]
+    titles: list[str]
+    ranked: list[np.ndarray]  # per region: title indices, best first
+    scores: list[np.ndarray]  # per region: the matching scores
+    features: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # region -> (titles, X)
+
+    def top(self, region: int, k: int) -> list[tuple[int, float]]:
+        return [(int(t), float(s)) for t, s in zip(self.ranked[region][:k], self.scores[region][:k], strict=True)]
+
+
+class DemandForecaster:
+    def __init__(
+        self,
+        regions: list[str],
+        titles: list[str],
+        config: ForecastConfig | None = None,
+        *,
+        group: np.ndarray | None = None,
+        release: np.ndarray | None = None,
+    ) -> None:
+        self.config = cfg = config or ForecastConfig()
+        self.regions = list(regions)
+        self.titles = list(titles)
+        self.state = FeatureState(
+            len(regions),
+            len(titles),
+            group=group,
+            release=release,
+            period=cfg.period,
+            transfer_prior=cfg.transfer_prior,
+            transfer_decay=cfg.transfer_decay,
+        )
+        self.launch_share = np.zeros(len(regions))  # learned mean share of a launch in its window
+        self._launch_n = np.zeros(len(regions))
+        self._rows_cache: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._train: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # (window, X, y, weight)
+        self._model: object | None = None
+        self._model_window = -1
+        self.fits = 0
+
+    # ---- input --------------------------------------------------------------------------
+
+    def observe(self, demand: np.ndarray, observed: np.ndarray, global_demand: np.ndarray | None = None) -> None:
+        """Append window ``self.state.n``; label the features held for it; refit if due."""
+        demand = np.asarray(demand, np.float32)
+        observed = np.asarray(observed, bool)
+        w = self.state.n
+        if w >= 1 and self.config.scorer == "gbm":
+            r, t, X = self._rows()
+            totals = demand.sum(axis=1)
+            share = np.divide(demand[r, t], totals[r], out=np.zeros(len(r), np.float32), where=totals[r] > 0)
+            ok = observed[r]
+            r, t, X, share = r[ok], t[ok], X[ok], share[ok]
+            y = (share > 0).astype(np.float32) if self.config.objective == "presence" else share
+            keep, weight = self._sample(w, X, y)
+            self._train.append((w, X[keep], y[keep], weight[keep]))
+        self._learn_launches(w, demand, observed)
+        self.state.observe(demand, observed, global_demand)
+        self._rows_cache = None
+        self._maybe_fit()
+
+    def _learn_launches(self, w: int, demand: np.ndarray, observed: np.ndarray) -> None:
+        launched = np.flatnonzero(self.state.release == w)
+        if not len(launched):
+            return
+        totals = demand.sum(axis=1)
+        for r in np.flatnonzero(observed & (totals > 0)):
+            mean = float(demand[r, launched].sum() / totals[r] / len(launched))
+            self._launch_n[r] += 1
+            self.launch_share[r] += (mean - self.launch_share[r]) / self._launch_n[r]
+
+    def _sample(self, w: int, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.config.seed, w])
+        rate = self.config.negative_rate
+        hard = (y > 0) | (X[:, F["own1"]] > 0)
+        keep = hard | (rng.random(len(y)) < rate)
+        weight = np.where(hard, 1.0, 1.0 / rate).astype(np.float32)
+        return keep, weight
+
+    # ---- model --------------------------------------------------------------------------
+
+    def _maybe_fit(self) -> None:
+        cfg = self.config
+        if cfg.scorer != "gbm" or len(self._train) < cfg.min_train_windows:
+            return
+        if self._model is not None and self.state.n - self._model_window < cfg.retrain_every:
+            return
+        rows = self._train if cfg.max_train_windows is None else self._train[-cfg.max_train_windows :]
+        X = np.concatenate([r[1] for r in rows])
+        y = np.concatenate([r[2] for r in rows])
+        wt = np.concatenate([r[3] for r in rows])
+        if cfg.objective == "presence" and len(np.unique(y)) < 2:
+            return
+        if cfg.objective == "volume" and not (y > 0).any():
+            return
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        params = dict(
+            max_iter=cfg.max_iter,
+            learning_rate=cfg.learning_rate,
+            max_depth=cfg.max_depth,
+            min_samples_leaf=cfg.min_samples_leaf,
+            l2_regularization=cfg.l2_regularization,
+            early_stopping=False,
+            random_state=cfg.seed,
+        )
+        model: HistGradientBoostingClassifier | HistGradientBoostingRegressor
+        if cfg.objective == "presence":
+            model = HistGradientBoostingClassifier(**params)  # type: ignore[arg-type]
+        else:
+            model = HistGradientBoostingRegressor(loss="poisson", **params)  # type: ignore[arg-type]
+        with threadpool_limits(cfg.threads):
+            model.fit(X, y, sample_weight=wt)
+        self._model = model
+        self._model_window = self.state.n
+        self.fits += 1
+
+    def _rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = self.state.n
+        if self._rows_cache is not None and self._rows_cache[0] == n:
+            return self._rows_cache[1], self._rows_cache[2], self._rows_cache[3]
+        cand = self.state.candidates(self.config.candidate_window, self.config.own_window)
+        r, t = np.nonzero(cand)
+        X = self.state.matrix(r, t)
+        self._rows_cache = (n, r, t, X)
+        return r, t, X
+
+    # ---- output -------------------------------------------------------------------------
+
+    def trend_scores(self, r: np.ndarray, X: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        if cfg.objective == "presence":
+            # Keep what the region has (ordered by its share), then the likeliest arrivals.
+            has = X[:, F["own1"]] > 0
+            arrive = cfg.arrival_weight * X[:, F["arrive1"]]
+            presence: np.ndarray = np.where(has, 1.0 + X[:, F["own1"]], np.minimum(arrive, 1.0))
+            return presence
+        w1, w2, w3 = cfg.own_weights
+        own = w1 * X[:, F["own1"]] + w2 * X[:, F["own2"]] + w3 * X[:, F["own3"]]
+        if cfg.period_weight:
+            own = (1 - cfg.period_weight) * own + cfg.period_weight * X[:, F["own_period"]]
+        arrival = cfg.arrival_weight * X[:, F["arrive1"]] * X[:, F["mean_share1"]] * (X[:, F["own1"]] == 0)
+        since = X[:, F["since_release"]]
+        launch = cfg.launch_weight * self.launch_share[r] * (since == 0).astype(np.float32)
+        score: np.ndarray = own + arrival + launch
+        return score
+
+    def score_rows(self, r: np.ndarray, X: np.ndarray) -> np.ndarray:
+        if self.config.scorer == "gbm" and self._model is not None:
+            with threadpool_limits(self.config.threads):
+                if self.config.objective == "presence":
+                    return self._model.predict_proba(X)[:, 1]  # type: ignore[attr-defined, no-any-return]
+                return self._model.predict(X)  # type: ignore[attr-defined, no-any-return]
+        return self.trend_scores(r, X)
+
+    def forecast(self, keep_features: bool = False) -> Forecast:
+        """Scores for the next window, every region, best first (ties: title index)."""
+        r, t, X = self._rows()
+        s = self.score_rows(r, X) if len(r) else np.zeros(0)
+        ranked: list[np.ndarray] = []
+        scores: list[np.ndarray] = []
+        feats: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        order = np.lexsort((t, -s, r))  # by region, score desc, title index
+        r_o, t_o, s_o = r[order], t[order], s[order]
+        bounds = np.searchsorted(r_o, np.arange(len(self.regions) + 1))
+        for i in range(len(self.regions)):
+            a, b = bounds[i], bounds[i + 1]
+            ranked.append(t_o[a:b])
+            scores.append(s_o[a:b])
+            if keep_features:
+                feats[i] = (t_o[a:b], X[order][a:b])
+        return Forecast(self.state.n, self.regions, self.titles, ranked, scores, feats)
+
+    def explain(self, region: int, title: int) -> Reason:
+        """Why a title is forecast in a region, from what the forecaster saw."""
+        st = self.state
+        X = st.matrix(np.array([region]), np.array([title]))[0]
+        since = X[F["since_release"]]
+        if X[F["own1"]] > 0:
+            return Reason("own", None, f"{X[F['own1']]:.4f} of this region's demand last window, {int(X[F['streak']])} windows running")
+        src = st.trend_source(region, title)
+        if src is not None:
+            p = st.transfer()[region, src]
+            return Reason("trend", self.regions[src], f"present in {round(X[F['regions1']] * 100)}% of regions; arrival rate from {self.regions[src]} {p:.3f}")
+        if 0 <= since <= 1:
+            return Reason("calendar", None, f"released {int(since)} window(s) into the forecast window")
+        if X[F["global1"]] > 0:
+            return Reason("global", None, f"global signal {float(np.expm1(X[F['global1']])):.0f}")
+        if X[F["own2"]] > 0 or X[F["since_last"]] < 99:
+            return Reason("own", None, f"last here {int(X[F['since_last']])} windows ago")
+        return Reason("global", None, "recently seen elsewhere")
+
+
+__all__ = ["FEATURES", "DemandForecaster", "Forecast", "ForecastConfig", "Reason"]

@@ -159,6 +159,7 @@ def test_what_realtime_did(run: tuple) -> None:
     h = sec.headline
     assert (h["realtime_members_with_list"], h["realtime_plays_folded_share"], h["realtime_stale_lists"]) == (3, 1.0, 0)
     assert h["realtime_lists_on_current_model"] == 3 and h["realtime_members_list_changed_share"] == 1.0
+    assert (h["realtime_list_writes"], h["realtime_batches_without_model"]) == (5, 0)  # 3 members on day 1, 2 on day 2
     assert (h["realtime_watched_picks"], h["realtime_watched_picks_removed"]) == (3, 3)  # blade, drive, dune
     assert (h["realtime_watched_titles_in_lists"], h["trainer_watched_titles_in_lists"]) == (0, 0)
     final = ctx.truth["recs_windows"][1]["members"]

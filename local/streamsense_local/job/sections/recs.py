@@ -408,6 +408,10 @@ def collect(ctx: JobContext) -> Section | None:
     # 3. What recs_realtime did with the replayed plays, and whether any list shows a title the
     # member has watched (checked against the export and the replay, not the stored history).
     _realtime(section, final, before, new_plays, manifest)
+    emf = ctx.stack.stats["recs_realtime"].metrics if "recs_realtime" in ctx.stack.stats else {}
+    # recs_realtime's own counts over every playback event it saw (the simulator's members too).
+    h["realtime_list_writes"] = int(emf.get("MembersUpdated", 0))
+    h["realtime_batches_without_model"] = int(emf.get("ModelUnavailable", 0))
     trainer_views = {**(covered[1] if covered else {}), **{m: before[m] for m in evaluated}}
     _watched(section, export, new_plays, trainer_views, final)
 

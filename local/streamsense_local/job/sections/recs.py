@@ -747,14 +747,12 @@ def _plot(ctx: JobContext, per: Mapping[str, list[dict[str, float]]],
         ax.set_axis_off()
     ax = axes[2]
     for name, label, color in zip(names, labels, colors, strict=True):
-        counts = np.sort(np.array(list(Counter(t for lst in cov[name] for t in lst[:K]).values()), dtype=np.float64))
-        full = np.concatenate([np.zeros(max(0, n_titles - len(counts))), counts])
-        curve = np.concatenate([[0.0], np.cumsum(full) / full.sum()])
-        ax.plot(np.linspace(0, 1, len(curve)), curve, label=label, color=color)
-    ax.plot([0, 1], [0, 1], color="#cccccc", linestyle="--", linewidth=0.8)
-    ax.set_xlabel("catalogue titles, least shown first (share)")
-    ax.set_ylabel(f"top-{K} slots (cumulative share)")
-    ax.set_title(f"Exposure: Lorenz curves, {len(cov['product'])} members' top-{K}", fontsize=9)
+        counts = np.sort(np.array(list(Counter(t for lst in cov[name] for t in lst[:K]).values()), dtype=np.float64))[::-1]
+        ax.plot(np.arange(1, len(counts) + 1), np.cumsum(counts) / counts.sum(), label=f"{label}: {len(counts)} titles", color=color)
+    ax.set_xscale("log")
+    ax.set_xlabel("titles, most shown first (log)")
+    ax.set_ylabel(f"share of top-{K} slots")
+    ax.set_title(f"Exposure: {len(cov['product'])} members' top-{K} ({n_titles:,} titles in the catalogue)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = ctx.plot_path("recs_quality")

@@ -372,7 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    sys.exit(args.func(args))
+    try:
+        code = args.func(args)
+    except (KeyError, FileNotFoundError, IsADirectoryError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # bad input from the command line (unknown function, missing or non-JSON event file):
+        # a clear message, not a traceback
+        detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"streamsense: error: {detail}", file=sys.stderr)
+        code = 2
+    except (ValueError, TypeError) as exc:
+        if args.command != "query":
+            raise
+        print(f"streamsense: error: {args.kind} {args.id!r}: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
 
 
 if __name__ == "__main__":

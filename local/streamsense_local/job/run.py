@@ -159,6 +159,8 @@ def run(
     *, quick: bool = False, data_dir: Path | None = None, out: Path = DEFAULT_OUT, state_dir: Path = STATE_DIR
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    # Function containers run in functions/<name>/: every path handed to the stack is absolute.
+    out, state_dir = out.resolve(), state_dir.resolve()
     plan = QUICK if quick else FULL
     if data_dir is None:
         env_dir = Path(os.environ.get("STREAMSENSE_DATA_DIR", "data"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from streamsense.storage import MemoryQueue, MemoryTable, VersionConflict
 
 

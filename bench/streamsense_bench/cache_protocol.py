@@ -57,7 +57,11 @@ class Scores:
     def mean(self, weeks: Iterable[int] | None = None) -> dict[str, float]:
         sel = np.ones(len(self.weeks), bool) if weeks is None else np.isin(self.weeks, list(weeks))
         v = self.values[sel]
-        return {m: float(np.nanmean(v[:, i])) for i, m in enumerate(METRICS)}
+        out = {}
+        for i, m in enumerate(METRICS):
+            col = v[:, i][~np.isnan(v[:, i])]
+            out[m] = float(col.mean()) if len(col) else float("nan")
+        return out
 
 
 def score_country_week(top: Top10, week: int, country: int, hints: Sequence[int]) -> np.ndarray:

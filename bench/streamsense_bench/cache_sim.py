@@ -45,9 +45,15 @@ POLICIES: dict[str, Callable[[int], Any]] = {
     "ARC": lambda c: lcs.ARC(c),
     "S3-FIFO": lambda c: lcs.S3FIFO(c),
     "WTinyLFU": lambda c: lcs.WTinyLFU(c),
+    "WTinyLFU-w10": lambda c: lcs.WTinyLFU(c, window_size=0.1),
+    "WTinyLFU-w20": lambda c: lcs.WTinyLFU(c, window_size=0.2),
     "LRB": lambda c: lcs.LRB(c, objective="object-miss-ratio"),
     "Belady": lambda c: lcs.Belady(c),
 }
+#: libCacheSim sizes its sketches from the cache size as if it counted objects, and overflows
+#: on byte counts of this magnitude: objects and capacities go to it in MB (every size in the
+#: trace is a whole number of MB, so nothing is rounded).
+SIZE_UNIT = 1_000_000
 ORACLE_DTYPE = np.dtype([("t", "<u4"), ("id", "<u8"), ("sz", "<u4"), ("nx", "<i8")])
 
 
@@ -63,7 +69,6 @@ class FillConfig:
             candidate_window=8,
             own_window=28,
             period=4,
-            period_weight=0.0,
             arrival_weight=1.0,
             launch_weight=1.0,
         )
@@ -77,23 +82,25 @@ class Result:
     hit_bytes: int
     request_bytes: int
     filled_bytes: int
-    useful_fill_bytes: int | None
+    useful_fill_bytes: int | None  # of the prefilled bytes, those requested in their window
     days: float
-    capacity: int
+    capacity: int  # per site
+    sites: int
+    prefilled_bytes: int = 0
 
     def metrics(self) -> dict[str, float | None]:
         return {
             "hit_ratio": self.hits / self.requests,
             "byte_hit_ratio": self.hit_bytes / self.request_bytes,
             "bytes_filled": float(self.filled_bytes),
-            "useful_fill": None if self.useful_fill_bytes is None else self.useful_fill_bytes / max(self.filled_bytes, 1),
-            "churn": self.filled_bytes / self.capacity / self.days,
+            "useful_fill": None if self.useful_fill_bytes is None else self.useful_fill_bytes / max(self.prefilled_bytes, 1),
+            "churn": self.filled_bytes / (self.capacity * self.sites) / self.days,
         }
 
 
 def capacity_bytes(trace: Trace, pct: float) -> int:
     requested = np.unique(trace.title)
-    return int(pct * trace.size[requested].sum())
+    return int(pct * trace.size[requested].sum()) // SIZE_UNIT * SIZE_UNIT
 
 
 def oracle_files(trace: Trace, folder: Path, warm_s: int) -> list[tuple[Path, int, int, int]]:
@@ -112,7 +119,7 @@ def oracle_files(trace: Trace, folder: Path, warm_s: int) -> list[tuple[Path, in
         rec = np.zeros(n, ORACLE_DTYPE)
         rec["t"] = ts
         rec["id"] = t + 1
-        rec["sz"] = trace.size[t]
+        rec["sz"] = trace.size[t] // SIZE_UNIT
         rec["nx"] = nxt
         path = folder / f"site{s}.oracleGeneral"
         rec.tofile(path)
@@ -125,7 +132,7 @@ def run_policy(name: str, files: Sequence[tuple[Path, int, int, int]], capacity:
     hits = hit_bytes = reqs = req_bytes = 0
     for path, warm, n, mbytes in files:
         reader = lcs.TraceReader(str(path), lcs.TraceType.ORACLE_GENERAL_TRACE)
-        cache = POLICIES[name](capacity)
+        cache = POLICIES[name](capacity // SIZE_UNIT)
         if warm:
             cache.process_trace(reader, 0, warm)
         measured = n - warm
@@ -136,7 +143,7 @@ def run_policy(name: str, files: Sequence[tuple[Path, int, int, int]], capacity:
         hit_bytes += round((1 - byte_miss) * mbytes)
         reqs += measured
         req_bytes += mbytes
-    return Result(hits, reqs, hit_bytes, req_bytes, req_bytes - hit_bytes, None, days, capacity)
+    return Result(hits, reqs, hit_bytes, req_bytes, req_bytes - hit_bytes, None, days, capacity, len(files))
 
 
 def window_demand(trace: Trace, window_s: int) -> np.ndarray:
@@ -188,9 +195,9 @@ class ProductFill:
         reactive_cap = capacity - static_cap
         first = self.warm_s // cfg.window_s
         held = np.zeros((S, tr.n_titles), bool)
-        lru = [lcs.LRU(reactive_cap) if reactive_cap > 0 else None for _ in range(S)]
+        lru = [lcs.LRU(reactive_cap // SIZE_UNIT) if reactive_cap >= SIZE_UNIT else None for _ in range(S)]
         req = lcs.Request()
-        hits = hit_bytes = reqs = req_bytes = filled = useful = 0
+        hits = hit_bytes = reqs = req_bytes = filled = useful = prefilled = 0
         win = tr.time_s // cfg.window_s
         bounds = np.searchsorted(win, np.arange(first, first + len(preds) + 1))
         for k, pred in enumerate(preds):
@@ -206,6 +213,7 @@ class ProductFill:
             requested = np.zeros_like(held)
             requested[sites, titles] = True
             filled += int((added * tr.size[None, :]).sum())
+            prefilled += int((added * tr.size[None, :]).sum())
             useful += int(((added & requested) * tr.size[None, :]).sum())
             held = new_held
             hit = held[sites, titles]
@@ -215,7 +223,7 @@ class ProductFill:
                 if c is None:
                     continue
                 req.obj_id = int(titles[i]) + 1
-                req.obj_size = int(sizes[i])
+                req.obj_size = int(sizes[i]) // SIZE_UNIT
                 req.clock_time = int(tr.time_s[a + i])
                 if c.get(req):
                     hit[i] = True
@@ -226,7 +234,7 @@ class ProductFill:
             reqs += int(b - a)
             req_bytes += int(sizes.sum())
         days = (tr.params.days * DAY_S - self.warm_s) / DAY_S
-        return Result(hits, reqs, hit_bytes, req_bytes, filled, useful, days, capacity)
+        return Result(hits, reqs, hit_bytes, req_bytes, filled, useful, days, capacity, S, prefilled)
 
 
 def run_3b(trace: Trace, config: FillConfig, warm_days: int = 7, policies: Sequence[str] = tuple(POLICIES)) -> dict[str, Any]:

@@ -90,6 +90,7 @@ class Trace:
     site_utc_offset_h: np.ndarray  # [S]
     title_home: np.ndarray  # [T] home language group
     calendar: LaunchCalendar
+    expected: np.ndarray | None = None  # [window, site, title] expected requests (see generate)
 
     @property
     def n_requests(self) -> int:
@@ -107,7 +108,10 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, n: int | t
     return median * np.exp(rng.normal(0.0, sigma, n))
 
 
-def generate(params: TraceParams | None = None) -> Trace:
+def generate(params: TraceParams | None = None, expected_window_s: int | None = None) -> Trace:
+    """Draw a trace. With ``expected_window_s``, also keep the expected number of requests per
+    (window, site, title) the draw was made from (``Trace.expected``): what a forecaster that
+    knew the generator exactly would predict, the ceiling of any forecast-driven fill."""
     p = params or TraceParams()
     rng = np.random.default_rng(p.seed)
     S, G = p.sites, p.language_groups
@@ -144,6 +148,10 @@ def generate(params: TraceParams | None = None) -> Trace:
 
     size = np.clip(_lognormal(rng, p.size_median_mb, p.size_sigma, T), 200, 4000).astype(np.int64) * 1_000_000
 
+    expected = None
+    if expected_window_s is not None:
+        n_win = -(-p.days * DAY_S // expected_window_s)
+        expected = np.zeros((n_win, S, T), np.float32)
     times: list[np.ndarray] = []
     sites: list[np.ndarray] = []
     titles: list[np.ndarray] = []
@@ -156,11 +164,13 @@ def generate(params: TraceParams | None = None) -> Trace:
             local = (h + site_utc[s]) % 24
             diurnal = 1.0 + p.diurnal_amplitude * np.cos(2 * np.pi * (local - p.peak_local_hour) / 24.0)
             n = rng.poisson(site_rate[s] * diurnal)
-            if n == 0:
-                continue
             y = since - lag_h[s]  # hours since the spike reached this site
             spike = np.where(y >= 0, np.exp(-np.maximum(y, 0) / tau_h), np.exp(np.minimum(y, 0) / 12.0))
             w = taste[s] * (base * drift[day] + boost * spike) * released
+            if expected is not None:
+                expected[h * HOUR_S // expected_window_s, s] += site_rate[s] * diurnal * w / w.sum()
+            if n == 0:
+                continue
             counts = rng.multinomial(n, w / w.sum())
             t = np.repeat(np.arange(T, dtype=np.int32), counts)
             times.append(h * HOUR_S + rng.integers(0, HOUR_S, len(t)))
@@ -179,6 +189,7 @@ def generate(params: TraceParams | None = None) -> Trace:
         site_utc_offset_h=site_utc,
         title_home=title_home,
         calendar=LaunchCalendar(titles=cal, release_s=release_s[cal]),
+        expected=expected,
     )
 
 

@@ -47,6 +47,12 @@ FEATURES = (
     "since_release",  # windows since release on the launch calendar (-99 unknown; <= 0 upcoming)
     "group",  # title category
     "regions_delta",  # regions1 - regions2: spreading or fading
+    "ewma_short",  # exponentially weighted share here (half-life ewma_halflives[0] windows)
+    "ewma_long",  # ... (half-life ewma_halflives[1]): the steady level a noisy window hides
+    "pooled_short",  # the same averaged over all reporting regions (shrinkage target)
+    "pooled_long",
+    "similar_short",  # the same averaged over the other regions, weighted by taste similarity
+    "similar_long",
 )
 F = {name: i for i, name in enumerate(FEATURES)}
 
@@ -67,6 +73,7 @@ class FeatureState:
         period: int | None = None,
         transfer_prior: float = 5.0,
         transfer_decay: float = 1.0,
+        ewma_halflives: tuple[float, float] = (2.0, 8.0),
     ) -> None:
         R, T = n_regions, n_titles
         self.R, self.T = R, T
@@ -87,6 +94,9 @@ class FeatureState:
         self.last_here = np.full((R, T), -1, np.int64)
         self.first_any = np.full(T, -1, np.int64)
         self.peak_regions = np.zeros(T, np.float32)
+        self.ewma_alpha = tuple(1.0 - 0.5 ** (1.0 / h) for h in ewma_halflives)
+        self.ewma = [np.zeros((R, T), np.float32) for _ in ewma_halflives]
+        self.ewma_weight = [np.zeros(R, np.float32) for _ in ewma_halflives]  # bias correction
         self.pairs = np.zeros((R, R))  # [a, b]: titles present in b, absent from a (both reporting)
         self.arrivals = np.zeros((R, R))  # ... of which present in a the next window
 
@@ -122,6 +132,11 @@ class FeatureState:
         self.first_any = np.where(seen & (self.first_any < 0), w, self.first_any)
         n_obs = max(int(observed.sum()), 1)
         self.peak_regions = np.maximum(self.peak_regions, present.sum(axis=0) / n_obs)
+        for i, alpha in enumerate(self.ewma_alpha):
+            # Regions that did not report keep their average (no decay toward zero).
+            upd = observed[:, None]
+            self.ewma[i] = np.where(upd, (1 - alpha) * self.ewma[i] + alpha * share, self.ewma[i])
+            self.ewma_weight[i] = np.where(observed, (1 - alpha) * self.ewma_weight[i] + alpha, self.ewma_weight[i])
         self.shares.append(share)
         self.present_lags.append(present)
         self.observed_lags.append(observed)
@@ -211,7 +226,29 @@ class FeatureState:
         out[:, F["since_release"]] = self._since_release(t_)
         out[:, F["group"]] = self.group[t_]
         out[:, F["regions_delta"]] = (frac[0] - frac[1])[t_]
+        levels = []
+        for i, name in enumerate(("short", "long")):
+            wgt = np.maximum(self.ewma_weight[i], 1e-9)[:, None]
+            level = self.ewma[i] / wgt  # [R, T], unbiased early on
+            levels.append(level)
+            out[:, F[f"ewma_{name}"]] = level[r_, t_]
+            reporting = self.ewma_weight[i] > 0
+            pooled = level[reporting].mean(axis=0) if reporting.any() else np.zeros(self.T, np.float32)
+            out[:, F[f"pooled_{name}"]] = pooled[t_]
+        sim = self.similarity(levels[1])
+        for i, name in enumerate(("short", "long")):
+            out[:, F[f"similar_{name}"]] = (sim @ levels[i])[r_, t_]
         return out
+
+    def similarity(self, level: np.ndarray) -> np.ndarray:
+        """[a, b] weights (rows sum to 1, zero diagonal): cosine similarity of the regions'
+        long-run title mixes, negatives and self cut off. Learned from observed windows only."""
+        norm = np.linalg.norm(level, axis=1)
+        unit = np.divide(level, norm[:, None], out=np.zeros_like(level), where=norm[:, None] > 0)
+        cos = np.clip(unit @ unit.T, 0.0, None).astype(np.float64)
+        np.fill_diagonal(cos, 0.0)
+        total = cos.sum(axis=1, keepdims=True)
+        return np.divide(cos, total, out=np.zeros_like(cos), where=total > 0).astype(np.float32)
 
     def _since_release(self, titles: np.ndarray) -> np.ndarray:
         rel = self.release[titles]

@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from streamsense.caching.features import FEATURES, F, FeatureState
 
 Objective = Literal["presence", "volume"]
+VOLUME_SCALE = 1000.0
 Scorer = Literal["trend", "gbm"]
 
 
@@ -42,9 +43,10 @@ class ForecastConfig:
     period: int | None = None  # windows per day for sub-day windows (a same-time-yesterday lag)
     transfer_prior: float = 5.0
     transfer_decay: float = 1.0  # < 1 forgets old region-to-region evidence
+    ewma_halflives: tuple[float, float] = (2.0, 8.0)  # windows
     # trend scorer
-    own_weights: tuple[float, float, float] = (0.6, 0.3, 0.1)
-    period_weight: float = 0.0  # blends in the same-time-yesterday share
+    # weights of (own short EWMA, own long EWMA, all-region short EWMA) in the volume trend
+    level_weights: tuple[float, float, float] = (0.5, 0.3, 0.2)
     arrival_weight: float = 1.0
     launch_weight: float = 1.0
     # gbm scorer
@@ -57,6 +59,7 @@ class ForecastConfig:
     max_depth: int | None = 4
     min_samples_leaf: int = 200
     l2_regularization: float = 0.0
+    volume_loss: Literal["poisson", "squared_error"] = "poisson"
     threads: int = 1  # OpenMP threads for fit/predict: 1 is fastest on a shared or 1-2 vCPU box
     seed: int = 0
 
@@ -104,6 +107,7 @@ class DemandForecaster:
             period=cfg.period,
             transfer_prior=cfg.transfer_prior,
             transfer_decay=cfg.transfer_decay,
+            ewma_halflives=cfg.ewma_halflives,
         )
         self.launch_share = np.zeros(len(regions))  # learned mean share of a launch in its window
         self._launch_n = np.zeros(len(regions))
@@ -126,7 +130,9 @@ class DemandForecaster:
             share = np.divide(demand[r, t], totals[r], out=np.zeros(len(r), np.float32), where=totals[r] > 0)
             ok = observed[r]
             r, t, X, share = r[ok], t[ok], X[ok], share[ok]
-            y = (share > 0).astype(np.float32) if self.config.objective == "presence" else share
+            # Shares are scaled to "per 1,000 requests": Poisson boosting takes Newton steps of
+            # (y - p) / p, which explode when targets are of the order of 1e-5.
+            y = (share > 0).astype(np.float32) if self.config.objective == "presence" else share * VOLUME_SCALE
             keep, weight = self._sample(w, X, y)
             self._train.append((w, X[keep], y[keep], weight[keep]))
         self._learn_launches(w, demand, observed)
@@ -183,7 +189,7 @@ class DemandForecaster:
         if cfg.objective == "presence":
             model = HistGradientBoostingClassifier(**params)  # type: ignore[arg-type]
         else:
-            model = HistGradientBoostingRegressor(loss="poisson", **params)  # type: ignore[arg-type]
+            model = HistGradientBoostingRegressor(loss=cfg.volume_loss, **params)  # type: ignore[arg-type]
         with threadpool_limits(cfg.threads):
             model.fit(X, y, sample_weight=wt)
         self._model = model
@@ -210,10 +216,8 @@ class DemandForecaster:
             arrive = cfg.arrival_weight * X[:, F["arrive1"]]
             presence: np.ndarray = np.where(has, 1.0 + X[:, F["own1"]], np.minimum(arrive, 1.0))
             return presence
-        w1, w2, w3 = cfg.own_weights
-        own = w1 * X[:, F["own1"]] + w2 * X[:, F["own2"]] + w3 * X[:, F["own3"]]
-        if cfg.period_weight:
-            own = (1 - cfg.period_weight) * own + cfg.period_weight * X[:, F["own_period"]]
+        ws, wl, wp = cfg.level_weights
+        own = ws * X[:, F["ewma_short"]] + wl * X[:, F["ewma_long"]] + wp * X[:, F["pooled_short"]]
         arrival = cfg.arrival_weight * X[:, F["arrive1"]] * X[:, F["mean_share1"]] * (X[:, F["own1"]] == 0)
         since = X[:, F["since_release"]]
         launch = cfg.launch_weight * self.launch_share[r] * (since == 0).astype(np.float32)
@@ -225,7 +229,10 @@ class DemandForecaster:
             with threadpool_limits(self.config.threads):
                 if self.config.objective == "presence":
                     return self._model.predict_proba(X)[:, 1]  # type: ignore[attr-defined, no-any-return]
-                return self._model.predict(X)  # type: ignore[attr-defined, no-any-return]
+                # A share is at most 1: a runaway leaf (rare targets far above their prediction)
+                # must not push one title past every other.
+                pred = self._model.predict(X) / VOLUME_SCALE  # type: ignore[attr-defined]
+                return np.clip(pred, 0.0, 1.0)  # type: ignore[no-any-return]
         return self.trend_scores(r, X)
 
     def forecast(self, keep_features: bool = False) -> Forecast:
@@ -246,24 +253,40 @@ class DemandForecaster:
                 feats[i] = (t_o[a:b], X[order][a:b])
         return Forecast(self.state.n, self.regions, self.titles, ranked, scores, feats)
 
+    def explain_many(self, region: int, titles: np.ndarray) -> list[Reason]:
+        """``explain`` for many titles of one region at once (what hints publishing calls)."""
+        st = self.state
+        titles = np.asarray(titles, np.int64)
+        if st.n == 0 or not len(titles):
+            return [Reason("calendar" if st.release[t] >= 0 else "global") for t in titles]
+        own = st.shares[-1][region, titles]
+        present = st.present_lags[-1][:, titles].copy()  # [R, n]
+        present[region] = False
+        a = st.transfer()[region]  # [R]
+        src = np.argmax(np.where(present, a[:, None], -1.0), axis=0)
+        has_src: np.ndarray = np.asarray(present.any(axis=0))
+        frac = present.sum(axis=0) / max(int(st.observed_lags[-1].sum()), 1)
+        rel = st.release[titles]
+        since = np.where(rel >= 0, st.n - rel, -99)
+        last = st.last_here[region, titles]
+        out: list[Reason] = []
+        for i in range(len(titles)):
+            if own[i] > 0:
+                out.append(Reason("own", None, f"{own[i]:.4f} of this region's demand last window, {int(st.streak[region, titles[i]])} windows running"))
+            elif has_src[i]:
+                s = int(src[i])
+                out.append(Reason("trend", self.regions[s], f"in {round(frac[i] * 100)}% of regions last window; arrival rate from {self.regions[s]} {a[s]:.3f}"))
+            elif 0 <= since[i] <= 1:
+                out.append(Reason("calendar", None, "released in or just before the window"))
+            elif last[i] >= 0:
+                out.append(Reason("own", None, f"last here {st.n - 1 - int(last[i])} windows ago"))
+            else:
+                out.append(Reason("global", None, "seen elsewhere recently"))
+        return out
+
     def explain(self, region: int, title: int) -> Reason:
         """Why a title is forecast in a region, from what the forecaster saw."""
-        st = self.state
-        X = st.matrix(np.array([region]), np.array([title]))[0]
-        since = X[F["since_release"]]
-        if X[F["own1"]] > 0:
-            return Reason("own", None, f"{X[F['own1']]:.4f} of this region's demand last window, {int(X[F['streak']])} windows running")
-        src = st.trend_source(region, title)
-        if src is not None:
-            p = st.transfer()[region, src]
-            return Reason("trend", self.regions[src], f"present in {round(X[F['regions1']] * 100)}% of regions; arrival rate from {self.regions[src]} {p:.3f}")
-        if 0 <= since <= 1:
-            return Reason("calendar", None, f"released {int(since)} window(s) into the forecast window")
-        if X[F["global1"]] > 0:
-            return Reason("global", None, f"global signal {float(np.expm1(X[F['global1']])):.0f}")
-        if X[F["own2"]] > 0 or X[F["since_last"]] < 99:
-            return Reason("own", None, f"last here {int(X[F['since_last']])} windows ago")
-        return Reason("global", None, "recently seen elsewhere")
+        return self.explain_many(region, np.array([title]))[0]
 
 
 __all__ = ["FEATURES", "DemandForecaster", "Forecast", "ForecastConfig", "Reason"]

@@ -167,8 +167,8 @@ def generate(params: TraceParams | None = None, expected_window_s: int | None = 
             y = since - lag_h[s]  # hours since the spike reached this site
             spike = np.where(y >= 0, np.exp(-np.maximum(y, 0) / tau_h), np.exp(np.minimum(y, 0) / 12.0))
             w = taste[s] * (base * drift[day] + boost * spike) * released
-            if expected is not None:
-                expected[h * HOUR_S // expected_window_s, s] += site_rate[s] * diurnal * w / w.sum()
+            if expected is not None and expected_window_s is not None:
+                expected[int(h * HOUR_S // expected_window_s), int(s)] += site_rate[s] * diurnal * w / w.sum()
             if n == 0:
                 continue
             counts = rng.multinomial(n, w / w.sum())

@@ -55,9 +55,9 @@ def test_quotes_na_season_and_namibia_survive(export: tuple[Path, Path]) -> None
     assert first.country == "NA" and first.country_name == "Namibia"  # not a missing value
     assert first.title == ('"Weird" Al Story', "N/A")  # the quote is part of the title
     assert first.category == "Films" and first.rank == 1
-    special = [r for r in rows if r.title[0] == "Special"][0]
+    special = next(r for r in rows if r.title[0] == "Special")
     assert special.title == ("Special", "N/A") and special.category == "TV"  # TV can have no season
-    assert [r.title for r in rows if r.title[0] == "Don't Look Up"][0] == ("Don't Look Up", "N/A")
+    assert next(r.title for r in rows if r.title[0] == "Don't Look Up") == ("Don't Look Up", "N/A")
 
 
 def test_arrays_and_missing_weeks(export: tuple[Path, Path]) -> None:

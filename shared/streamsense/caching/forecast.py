@@ -53,6 +53,7 @@ class ForecastConfig:
     negative_rate: float = 0.05  # share of easy negatives kept for training (reweighted)
     retrain_every: int = 4
     min_train_windows: int = 3
+    min_train_rows: int = 2000  # below this a fitted model is noise: stay with the trend scorer
     max_train_windows: int | None = None
     max_iter: int = 100
     learning_rate: float = 0.1
@@ -170,6 +171,8 @@ class DemandForecaster:
         X = np.concatenate([r[1] for r in rows])
         y = np.concatenate([r[2] for r in rows])
         wt = np.concatenate([r[3] for r in rows])
+        if len(y) < cfg.min_train_rows:
+            return
         if cfg.objective == "presence" and len(np.unique(y)) < 2:
             return
         if cfg.objective == "volume" and not (y > 0).any():

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from streamsense.caching.store import (
@@ -66,7 +66,12 @@ class AggregateReport:
     touched: set[tuple[str, str]] = field(default_factory=set)  # (region, window)
 
 
-def aggregate(table: Table, records: Iterable[PlayRecord], now: datetime, window_s: int = DEFAULT_WINDOW_S) -> AggregateReport:
+def marker(key: Key, record: PlayRecord) -> Item:
+    # TTLs follow event time, not the clock: a replay writes exactly the same item.
+    return {"pk": key[0], "sk": key[1], "expires_at": expires(record.event.occurred_at, SESSION_TTL)}
+
+
+def aggregate(table: Table, records: Iterable[PlayRecord], window_s: int = DEFAULT_WINDOW_S) -> AggregateReport:
     recs = sorted(records, key=lambda r: (r.shard, r.sequence))
     report = AggregateReport()
     if not recs:
@@ -92,7 +97,7 @@ def aggregate(table: Table, records: Iterable[PlayRecord], now: datetime, window
             # Counted on an earlier pass; its marker may not have been written (a crash
             # between the two writes), so write it now.
             report.replayed += 1
-            new_markers[skey] = {"pk": skey[0], "sk": skey[1], "expires_at": expires(now, SESSION_TTL)}
+            new_markers[skey] = marker(skey, r)
             continue
         item["seq"] = str(r.sequence)  # strings: sequence numbers exceed 2**64
         changed.add(key)
@@ -100,10 +105,10 @@ def aggregate(table: Table, records: Iterable[PlayRecord], now: datetime, window
             report.duplicates += 1
             continue
         counted_sessions.add(skey)
-        new_markers[skey] = {"pk": skey[0], "sk": skey[1], "expires_at": expires(now, SESSION_TTL)}
+        new_markers[skey] = marker(skey, r)
         title = r.event.payload.title_id
         item["plays"][title] = int(item["plays"].get(title, 0)) + 1
-        item["expires_at"] = expires(now, PLAYS_TTL)
+        item["expires_at"] = expires(window_start(r.event.occurred_at, window_s), PLAYS_TTL)
         report.applied += 1
         region, win = key[0].split("#")[1:3]
         report.touched.add((region, win))

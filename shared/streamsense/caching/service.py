@@ -105,8 +105,7 @@ class CacheHints:
     # ---- Kinesis --------------------------------------------------------------------------
 
     def apply(self, records: Sequence[Parsed[Event]]) -> BatchResult:
-        now = self.clock()
-        report = aggregate(self.table, as_play_records((p.value, p.source) for p in records), now, self.config.window_s)
+        report = aggregate(self.table, as_play_records((p.value, p.source) for p in records), self.config.window_s)
         regions = {r for r, _ in report.touched}
         if regions:
             self.table.put_many([{"pk": "region", "sk": r} for r in sorted(regions)])

@@ -63,7 +63,7 @@ def counts(table: MemoryTable) -> dict[tuple[str, str], dict[str, int]]:
 
 def test_exact_counts_per_region_title_and_window() -> None:
     table = MemoryTable()
-    report = aggregate(table, batch(), NOW)
+    report = aggregate(table, batch())
     assert (report.applied, report.replayed, report.duplicates) == (5, 0, 1)
     assert counts(table) == {
         ("DE", "2024-05-06T12:00Z"): {"t1": 2, "t2": 1},
@@ -78,9 +78,9 @@ def test_exact_counts_per_region_title_and_window() -> None:
 
 def test_replaying_a_batch_changes_nothing() -> None:
     table = MemoryTable()
-    aggregate(table, batch(), NOW)
+    aggregate(table, batch())
     once = copy.deepcopy(table.items)
-    report = aggregate(table, batch(), NOW)
+    report = aggregate(table, batch())
     assert (report.applied, report.replayed) == (0, 6)
     assert table.items == once
 
@@ -88,10 +88,10 @@ def test_replaying_a_batch_changes_nothing() -> None:
 def test_a_retry_from_the_middle_counts_only_what_is_new() -> None:
     table = MemoryTable()
     records = batch()
-    aggregate(table, records[:3], NOW)  # the first attempt checkpointed three records
-    aggregate(table, records[2:], NOW)  # Kinesis retries from the third
+    aggregate(table, records[:3])  # the first attempt checkpointed three records
+    aggregate(table, records[2:])  # Kinesis retries from the third
     expected = MemoryTable()
-    aggregate(expected, records, NOW)
+    aggregate(expected, records)
     assert counts(table) == counts(expected)
     assert {k: v for k, v in table.items.items()} == expected.items
 
@@ -99,12 +99,12 @@ def test_a_retry_from_the_middle_counts_only_what_is_new() -> None:
 def test_a_crash_between_counts_and_markers_still_catches_a_later_resend() -> None:
     table = MemoryTable()
     records = batch()[:2]
-    aggregate(table, records, NOW)
+    aggregate(table, records)
     del table.items[session_key("s2")]  # as if the marker write had been lost
-    aggregate(table, records, NOW)  # the replay skips the counts and rewrites the marker
+    aggregate(table, records)  # the replay skips the counts and rewrites the marker
     assert session_key("s2") in table.items
     resend = PlayRecord(start("s2", "t1", "DE", 2, event_id="late-resend"), "shardId-000000000000", 49_000_000_000_000_000_000_100)
-    report = aggregate(table, [resend], NOW)
+    report = aggregate(table, [resend])
     assert report.duplicates == 1
     assert counts(table) == {("DE", "2024-05-06T12:00Z"): {"t1": 2}}
 
@@ -112,7 +112,7 @@ def test_a_crash_between_counts_and_markers_still_catches_a_later_resend() -> No
 def test_batched_io() -> None:
     table = MemoryTable()
     records = [PlayRecord(start(f"s{i}", f"t{i % 40}", "DE", i % 300), "shardId-000000000001", 10 + i) for i in range(500)]
-    aggregate(table, records, NOW)
+    aggregate(table, records)
     # One BatchGetItem round (16 bucket items + 500 session markers = 516 keys: 6 calls of
     # up to 100) and one BatchWriteItem round (16 items: 1 call; 500 markers: 20 calls of 25).
     assert len({k for k in table.items if k[0].startswith("plays#")}) == 16

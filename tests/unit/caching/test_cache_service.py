@@ -37,7 +37,7 @@ def seeded() -> tuple[MemoryTable, MemoryObjectStore]:
                 records.append(PlayRecord(start(f"w{w}-{title}-{country}-{k}", title, country, minute - 720), "shardId-000000000000", seq))
                 seq += 1
     table.put_many([{"pk": "region", "sk": "DE"}, {"pk": "region", "sk": "AT"}])
-    aggregate(table, records, T0)
+    aggregate(table, records)
     return table, MemoryObjectStore()
 
 

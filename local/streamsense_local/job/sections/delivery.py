@@ -215,7 +215,7 @@ def _plot(ctx: JobContext, methods: dict[str, Scores]) -> Any:
 
     names = list(methods)
     groups = (("all", "every play"), ("warm", "profile seen before"), ("cold", "first play of the profile"))
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fig, ax = plt.subplots(figsize=(10.5, 3.8))
     x = np.arange(len(groups))
     width = 0.8 / len(names)
     colors = ["#4c72b0", "#a6bddb", "#dd8452", "#9e9e9e", "#bdbdbd"]
@@ -227,7 +227,7 @@ def _plot(ctx: JobContext, methods: dict[str, Scores]) -> Any:
     ax.set_xticklabels([f"{label}\n({getattr(methods[PRODUCT], g).n:,} plays)" for g, label in groups], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("default = what the member picked\n(audio and subtitles)", fontsize=8)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_title("Delivery defaults on the replayed traffic (delivery_prefs records, replayed in time order)", fontsize=10)
     fig.tight_layout()
     path = ctx.plot_path("delivery_defaults")

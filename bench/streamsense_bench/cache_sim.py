@@ -36,6 +36,8 @@ import libcachesim as lcs
 import numpy as np
 from streamsense.caching.forecast import DemandForecaster, ForecastConfig
 from streamsense.caching.hints import select
+from streamsense.caching.service import PRODUCT_FORECAST, HintsConfig
+from streamsense.caching.store import DEFAULT_WINDOW_S
 from streamsense_sim.cdn_trace import DAY_S, Trace
 
 CAPACITIES = {"1pct": 0.01, "5pct": 0.05, "10pct": 0.10}
@@ -46,7 +48,6 @@ POLICIES: dict[str, Callable[[int], Any]] = {
     "S3-FIFO": lambda c: lcs.S3FIFO(c),
     "WTinyLFU": lambda c: lcs.WTinyLFU(c),
     "WTinyLFU-w10": lambda c: lcs.WTinyLFU(c, window_size=0.1),
-    "WTinyLFU-w20": lambda c: lcs.WTinyLFU(c, window_size=0.2),
     "LRB": lambda c: lcs.LRB(c, objective="object-miss-ratio"),
     "Belady": lambda c: lcs.Belady(c),
 }
@@ -59,20 +60,13 @@ ORACLE_DTYPE = np.dtype([("t", "<u4"), ("id", "<u8"), ("sz", "<u4"), ("nx", "<i8
 
 @dataclass(frozen=True)
 class FillConfig:
-    window_s: int = 6 * 3600
-    reactive_share: float = 0.1
-    keep_margin: float = 0.1
-    forecast: ForecastConfig = field(
-        default_factory=lambda: ForecastConfig(
-            objective="volume",
-            scorer="trend",
-            candidate_window=8,
-            own_window=28,
-            period=4,
-            arrival_weight=1.0,
-            launch_weight=1.0,
-        )
-    )
+    """The product's fill logic as the cache_hints function runs it (same forecaster settings,
+    same churn margin and reactive share: ``streamsense.caching.service``)."""
+
+    window_s: int = DEFAULT_WINDOW_S
+    reactive_share: float = HintsConfig().reactive_share
+    keep_margin: float = HintsConfig().keep_margin
+    forecast: ForecastConfig = field(default_factory=lambda: PRODUCT_FORECAST)
 
 
 @dataclass

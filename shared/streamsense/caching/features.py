@@ -93,6 +93,7 @@ class FeatureState:
         self.first_here = np.full((R, T), -1, np.int64)
         self.last_here = np.full((R, T), -1, np.int64)
         self.first_any = np.full(T, -1, np.int64)
+        self.last_any = np.full(T, -1, np.int64)  # last window present anywhere (or global)
         self.peak_regions = np.zeros(T, np.float32)
         self.ewma_alpha = tuple(1.0 - 0.5 ** (1.0 / h) for h in ewma_halflives)
         self.ewma = [np.zeros((R, T), np.float32) for _ in ewma_halflives]
@@ -130,6 +131,7 @@ class FeatureState:
         self.last_here = np.where(present, w, self.last_here)
         seen = present.any(axis=0) | (g > 0)
         self.first_any = np.where(seen & (self.first_any < 0), w, self.first_any)
+        self.last_any = np.where(seen, w, self.last_any)
         n_obs = max(int(observed.sum()), 1)
         self.peak_regions = np.maximum(self.peak_regions, present.sum(axis=0) / n_obs)
         for i, alpha in enumerate(self.ewma_alpha):
@@ -161,11 +163,7 @@ class FeatureState:
         """[R, T] bool: titles worth scoring for the next window in each region: seen anywhere
         in the last ``window`` windows, seen in the region in the last ``own_window`` windows,
         or on the launch calendar for the next window."""
-        recent_any = np.zeros(self.T, bool)
-        for p in list(self.present_lags)[-window:]:
-            recent_any |= p.any(axis=0)
-        for g in list(self.global_lags)[-window:]:
-            recent_any |= g > 0
+        recent_any = (self.last_any >= 0) & (self.last_any >= self.n - window)
         own = (self.last_here >= 0) & (self.last_here >= self.n - own_window)
         cand = own | recent_any[None, :]
         if upcoming:

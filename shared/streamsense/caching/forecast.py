@@ -54,6 +54,7 @@ class ForecastConfig:
     retrain_every: int = 4
     min_train_windows: int = 3
     min_train_rows: int = 2000  # below this a fitted model is noise: stay with the trend scorer
+    max_train_rows: int = 400_000
     max_train_windows: int | None = None
     max_iter: int = 100
     learning_rate: float = 0.1
@@ -87,6 +88,29 @@ class Forecast:
         return [(int(t), float(s)) for t, s in zip(self.ranked[region][:k], self.scores[region][:k], strict=True)]
 
 
+class QuantileBinner:
+    """Per-feature quantile codes (at most 255 distinct values), computed before boosting.
+
+    HistGradientBoosting bins features itself, but with sample weights and fewer than 200,000
+    rows it finds every threshold with its own weighted-percentile sort (seconds per fit);
+    handed at most 255 distinct values per column it takes them as they are. The thresholds
+    here are plain quantiles of the training rows, the same at predict time."""
+
+    def __init__(self, thresholds: list[np.ndarray]) -> None:
+        self.thresholds = thresholds
+
+    @classmethod
+    def fit(cls, X: np.ndarray, bins: int = 255) -> QuantileBinner:
+        qs = np.linspace(0, 1, bins + 1)[1:-1]
+        return cls([np.unique(np.quantile(X[:, j], qs)) for j in range(X.shape[1])])
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        out = np.empty(X.shape, np.float32)
+        for j, th in enumerate(self.thresholds):
+            out[:, j] = np.searchsorted(th, X[:, j], side="left")
+        return out
+
+
 class DemandForecaster:
     def __init__(
         self,
@@ -115,31 +139,51 @@ class DemandForecaster:
         self._rows_cache: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._train: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # (window, X, y, weight)
         self._model: object | None = None
+        self._binner: QuantileBinner | None = None
         self._model_window = -1
         self.fits = 0
 
     # ---- input --------------------------------------------------------------------------
 
-    def observe(self, demand: np.ndarray, observed: np.ndarray, global_demand: np.ndarray | None = None) -> None:
-        """Append window ``self.state.n``; label the features held for it; refit if due."""
+    def observe(self, demand: np.ndarray, observed: np.ndarray, global_demand: np.ndarray | None = None, *, refit: bool = True) -> None:
+        """Append window ``self.state.n``; label the features held for it; refit if due
+        (``refit=False`` when replaying a history whose only forecast comes at the end: call
+        ``fit()`` once after the last window)."""
         demand = np.asarray(demand, np.float32)
         observed = np.asarray(observed, bool)
         w = self.state.n
         if w >= 1 and self.config.scorer == "gbm":
-            r, t, X = self._rows()
-            totals = demand.sum(axis=1)
-            share = np.divide(demand[r, t], totals[r], out=np.zeros(len(r), np.float32), where=totals[r] > 0)
-            ok = observed[r]
-            r, t, X, share = r[ok], t[ok], X[ok], share[ok]
-            # Shares are scaled to "per 1,000 requests": Poisson boosting takes Newton steps of
-            # (y - p) / p, which explode when targets are of the order of 1e-5.
-            y = (share > 0).astype(np.float32) if self.config.objective == "presence" else share * VOLUME_SCALE
-            keep, weight = self._sample(w, X, y)
-            self._train.append((w, X[keep], y[keep], weight[keep]))
+            self._label(w, demand, observed)
         self._learn_launches(w, demand, observed)
         self.state.observe(demand, observed, global_demand)
         self._rows_cache = None
-        self._maybe_fit()
+        if refit:
+            self._maybe_fit()
+
+    def _label(self, w: int, demand: np.ndarray, observed: np.ndarray) -> None:
+        """Keep the features the forecaster had for window ``w``, labeled with what happened.
+        Which rows are kept depends only on the labels, the last window's shares and a seeded
+        draw, so the rows (and their features) are the same whether or not a forecast was made."""
+        if self._rows_cache is not None and self._rows_cache[0] == self.state.n:
+            r, t = self._rows_cache[1], self._rows_cache[2]
+        else:
+            r, t = np.nonzero(self.state.candidates(self.config.candidate_window, self.config.own_window))
+        totals = demand.sum(axis=1)
+        share = np.divide(demand[r, t], totals[r], out=np.zeros(len(r), np.float32), where=totals[r] > 0)
+        # Shares are scaled to "per 1,000 requests": Poisson boosting takes Newton steps of
+        # (y - p) / p, which explode when targets are of the order of 1e-5.
+        y = (share > 0).astype(np.float32) if self.config.objective == "presence" else share * VOLUME_SCALE
+        own1 = self.state.shares[-1][r, t]
+        rng = np.random.default_rng([self.config.seed, w])
+        rate = self.config.negative_rate
+        hard = (y > 0) | (own1 > 0)
+        keep = (hard | (rng.random(len(y)) < rate)) & observed[r]
+        weight = np.where(hard, 1.0, 1.0 / rate).astype(np.float32)
+        if self._rows_cache is not None and self._rows_cache[0] == self.state.n:
+            X = self._rows_cache[3][keep]
+        else:
+            X = self.state.matrix(r[keep], t[keep])
+        self._train.append((w, X, y[keep], weight[keep]))
 
     def _learn_launches(self, w: int, demand: np.ndarray, observed: np.ndarray) -> None:
         launched = np.flatnonzero(self.state.release == w)
@@ -151,21 +195,17 @@ class DemandForecaster:
             self._launch_n[r] += 1
             self.launch_share[r] += (mean - self.launch_share[r]) / self._launch_n[r]
 
-    def _sample(self, w: int, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng([self.config.seed, w])
-        rate = self.config.negative_rate
-        hard = (y > 0) | (X[:, F["own1"]] > 0)
-        keep = hard | (rng.random(len(y)) < rate)
-        weight = np.where(hard, 1.0, 1.0 / rate).astype(np.float32)
-        return keep, weight
-
     # ---- model --------------------------------------------------------------------------
 
-    def _maybe_fit(self) -> None:
+    def fit(self) -> None:
+        """Fit the model now on every labeled window (what a replay calls at its end)."""
+        self._maybe_fit(force=True)
+
+    def _maybe_fit(self, force: bool = False) -> None:
         cfg = self.config
         if cfg.scorer != "gbm" or len(self._train) < cfg.min_train_windows:
             return
-        if self._model is not None and self.state.n - self._model_window < cfg.retrain_every:
+        if not force and self._model is not None and self.state.n - self._model_window < cfg.retrain_every:
             return
         rows = self._train if cfg.max_train_windows is None else self._train[-cfg.max_train_windows :]
         X = np.concatenate([r[1] for r in rows])
@@ -173,6 +213,10 @@ class DemandForecaster:
         wt = np.concatenate([r[3] for r in rows])
         if len(y) < cfg.min_train_rows:
             return
+        if len(y) > cfg.max_train_rows:
+            # A seeded subsample, reweighted: the fit's cost stays bounded at any scale.
+            pick = np.random.default_rng([cfg.seed, self.state.n]).random(len(y)) < cfg.max_train_rows / len(y)
+            X, y, wt = X[pick], y[pick], wt[pick] * (len(pick) / max(int(pick.sum()), 1))
         if cfg.objective == "presence" and len(np.unique(y)) < 2:
             return
         if cfg.objective == "volume" and not (y > 0).any():
@@ -194,7 +238,9 @@ class DemandForecaster:
         else:
             model = HistGradientBoostingRegressor(loss=cfg.volume_loss, **params)  # type: ignore[arg-type]
         with threadpool_limits(cfg.threads):
-            model.fit(X, y, sample_weight=wt)
+            binner = QuantileBinner.fit(X)
+            model.fit(binner.transform(X), y, sample_weight=wt)
+        self._binner = binner
         self._model = model
         self._model_window = self.state.n
         self.fits += 1
@@ -231,10 +277,10 @@ class DemandForecaster:
         if self.config.scorer == "gbm" and self._model is not None:
             with threadpool_limits(self.config.threads):
                 if self.config.objective == "presence":
-                    return self._model.predict_proba(X)[:, 1]  # type: ignore[attr-defined, no-any-return]
+                    return self._model.predict_proba(self._binner.transform(X))[:, 1]  # type: ignore[attr-defined, no-any-return, union-attr]
                 # A share is at most 1: a runaway leaf (rare targets far above their prediction)
                 # must not push one title past every other.
-                pred = self._model.predict(X) / VOLUME_SCALE  # type: ignore[attr-defined]
+                pred = self._model.predict(self._binner.transform(X)) / VOLUME_SCALE  # type: ignore[attr-defined, union-attr]
                 return np.clip(pred, 0.0, 1.0)  # type: ignore[no-any-return]
         return self.trend_scores(r, X)
 

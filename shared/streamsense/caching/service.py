@@ -20,7 +20,7 @@ import numpy as np
 
 from streamsense.caching.aggregate import aggregate, as_play_records, window_plays
 from streamsense.caching.forecast import DemandForecaster, ForecastConfig
-from streamsense.caching.hints import HintEntry, Site, plan_site
+from streamsense.caching.hints import HintEntry, Site, plan_site, select
 from streamsense.caching.store import (
     DEFAULT_WINDOW_S,
     HINTS_SCHEMA,
@@ -52,9 +52,10 @@ PRODUCT_FORECAST = ForecastConfig(
     own_window=28,
     period=4,
     ewma_halflives=(4.0, 28.0),
-    negative_rate=0.2,
+    negative_rate=0.1,
     min_train_windows=4,
-    retrain_every=4,
+    retrain_every=8,
+    max_train_windows=28,
     max_iter=200,
     learning_rate=0.05,
     max_depth=6,
@@ -134,12 +135,13 @@ class CacheHints:
         windows = [window_id(start - timedelta(seconds=cfg.window_s * k)) for k in range(cfg.history_windows, 0, -1)]
         plays = self._history(regions, windows)
         titles_info = load_titles(self.table)
-        forecast_ctx = self._forecast(regions, windows, plays, titles_info, start)
-        report.regions, report.history_windows, report.titles = len(regions), len(windows), len(forecast_ctx.titles)
+        inputs = build_inputs(regions, windows, plays, titles_info, start, cfg)
+        report.regions, report.history_windows, report.titles = len(regions), len(windows), len(inputs.titles)
+        previous = {s.site_id: latest_hints(self.table, s.site_id)[1] for s in sites}
+        planned = compute_hints(inputs, sites, {k: [e.title_id for e in v] for k, v in previous.items()}, cfg)
         for site in sites:
-            _, previous = latest_hints(self.table, site.site_id)
-            entries = self._site_hints(site, forecast_ctx, titles_info, previous)
-            self._write(site, wid, start, entries, previous, now)
+            entries = planned[site.site_id]
+            self._write(site, wid, start, entries, previous[site.site_id], now)
             report.sites += 1
             report.entries += len(entries)
         count("HintSitesPublished", report.sites)
@@ -170,74 +172,6 @@ class CacheHints:
                     out[(region, str(item["sk"]))] = {str(t): int(n) for t, n in item.get("plays", {}).items()}
         return out
 
-    def _forecast(
-        self,
-        regions: Sequence[str],
-        windows: Sequence[str],
-        plays: Mapping[tuple[str, str], Mapping[str, int]],
-        titles_info: Mapping[str, TitleInfo],
-        start: datetime,
-    ) -> _Context:
-        cfg = self.config
-        horizon_end = start + timedelta(seconds=cfg.window_s)
-        first = start - timedelta(seconds=cfg.window_s * len(windows))
-        upcoming = {t for t, info in titles_info.items() if info.release_at is not None and first <= info.release_at < horizon_end}
-        titles = sorted({t for counts in plays.values() for t in counts} | upcoming)
-        ti = {t: i for i, t in enumerate(titles)}
-        R, T, W = len(regions), len(titles), len(windows)
-        demand = np.zeros((W, R, T), np.float32)
-        observed = np.zeros((W, R), bool)
-        for (region, wid), counts in plays.items():
-            w, r = windows.index(wid), regions.index(region)
-            observed[w, r] = True
-            for t, n in counts.items():
-                demand[w, r, ti[t]] = n
-        # Once plays exist at all, a region-window without any is a quiet one, not a missing one;
-        # before the first play anywhere the history simply had not started.
-        if observed.any():
-            observed[int(np.argmax(observed.any(axis=1))) :] = True
-        release = np.full(T, -1, np.int64)
-        for t in upcoming:
-            rel = titles_info[t].release_at
-            assert rel is not None
-            release[ti[t]] = int((rel - first).total_seconds() // cfg.window_s)
-        fc_cfg = cfg.forecast
-        if fc_cfg.min_train_windows + 1 > W:
-            fc_cfg = replace(fc_cfg, scorer="trend")
-        fc = DemandForecaster(list(regions), titles, fc_cfg, release=release)
-        for w in range(W):
-            fc.observe(demand[w], observed[w])
-        forecast = fc.forecast()
-        # Requests expected per region in the window: same time yesterday if known, else the mean.
-        totals = demand.sum(axis=2)  # [W, R]
-        period = fc_cfg.period or 1
-        if period <= W and observed[W - period].any():
-            expected_total = totals[W - period]
-        else:
-            expected_total = totals.mean(axis=0) if W else np.zeros(R)
-        return _Context(regions=list(regions), titles=titles, forecaster=fc, forecast=forecast, expected_total=expected_total)
-
-    def _site_hints(
-        self, site: Site, ctx: _Context, titles_info: Mapping[str, TitleInfo], previous: Sequence[HintEntry]
-    ) -> list[HintEntry]:
-        cfg = self.config
-        if site.region not in ctx.regions:
-            return []
-        r = ctx.regions.index(site.region)
-        ranked, scores = ctx.forecast.ranked[r], ctx.forecast.scores[r]
-        keep = scores > 0
-        ranked, scores = ranked[keep], scores[keep]
-        ids = [ctx.titles[int(t)] for t in ranked]
-        sizes = np.array([titles_info[t].bytes if t in titles_info else cfg.default_title_bytes for t in ids], np.int64)
-        demand = scores * max(float(ctx.expected_total[r]), 1.0)
-        reasons_list = ctx.forecaster.explain_many(r, ranked)
-        reasons = {}
-        for tid, why in zip(ids, reasons_list, strict=True):
-            detail = why.detail if tid in titles_info else (why.detail + "; size unknown, default used").lstrip("; ")
-            reasons[tid] = (why.kind, why.source, detail)
-        budget = Site(site.site_id, site.region, int(site.capacity_bytes * (1 - cfg.reactive_share)))
-        return plan_site(budget, ids, demand, sizes, previous=[e.title_id for e in previous], reasons=reasons, keep_margin=cfg.keep_margin)
-
     def _write(
         self, site: Site, wid: str, start: datetime, entries: Sequence[HintEntry], previous: Sequence[HintEntry], now: datetime
     ) -> None:
@@ -264,9 +198,106 @@ class CacheHints:
 
 
 @dataclass
-class _Context:
+class HintInputs:
+    """Everything ``compute_hints`` needs, as arrays (what publish loads from the table)."""
+
     regions: list[str]
     titles: list[str]
-    forecaster: DemandForecaster
-    forecast: Any
-    expected_total: np.ndarray
+    demand: np.ndarray  # [W, R, T] plays per window, region, title
+    observed: np.ndarray  # [W, R] bool
+    release: np.ndarray  # [T] window index of release on the calendar (-1: not on it)
+    sizes: np.ndarray  # [T] bytes
+    size_known: np.ndarray  # [T] bool: from the title table (else the default size)
+
+
+def build_inputs(
+    regions: Sequence[str],
+    windows: Sequence[str],
+    plays: Mapping[tuple[str, str], Mapping[str, int]],
+    titles_info: Mapping[str, TitleInfo],
+    start: datetime,
+    cfg: HintsConfig,
+) -> HintInputs:
+    horizon_end = start + timedelta(seconds=cfg.window_s)
+    first = start - timedelta(seconds=cfg.window_s * len(windows))
+    upcoming = {t for t, info in titles_info.items() if info.release_at is not None and first <= info.release_at < horizon_end}
+    titles = sorted({t for counts in plays.values() for t in counts} | upcoming)
+    ti = {t: i for i, t in enumerate(titles)}
+    wi = {w: i for i, w in enumerate(windows)}
+    ri = {r: i for i, r in enumerate(regions)}
+    R, T, W = len(regions), len(titles), len(windows)
+    demand = np.zeros((W, R, T), np.float32)
+    observed = np.zeros((W, R), bool)
+    for (region, wid), counts in plays.items():
+        w, r = wi[wid], ri[region]
+        observed[w, r] = True
+        for t, n in counts.items():
+            demand[w, r, ti[t]] = n
+    # Once plays exist at all, a region-window without any is a quiet one, not a missing one;
+    # before the first play anywhere the history simply had not started.
+    if observed.any():
+        observed[int(np.argmax(observed.any(axis=1))) :] = True
+    release = np.full(T, -1, np.int64)
+    for t in upcoming:
+        rel = titles_info[t].release_at
+        assert rel is not None
+        release[ti[t]] = int((rel - first).total_seconds() // cfg.window_s)
+    known = np.array([t in titles_info for t in titles], bool)
+    sizes = np.array([titles_info[t].bytes if t in titles_info else cfg.default_title_bytes for t in titles], np.int64)
+    return HintInputs(list(regions), titles, demand, observed, release, sizes, known)
+
+
+def compute_hints(
+    inputs: HintInputs,
+    sites: Sequence[Site],
+    previous: Mapping[str, Sequence[str]],
+    cfg: HintsConfig,
+) -> dict[str, list[HintEntry]]:
+    """Forecast the next window from the history and plan every site: replay the windows into
+    the forecaster (it refits its model on them), score, convert shares into requests with the
+    region's traffic at the same time yesterday, then fill each site's budget."""
+    W, R, _ = inputs.demand.shape
+    fc_cfg = cfg.forecast
+    if fc_cfg.min_train_windows + 1 > W:
+        fc_cfg = replace(fc_cfg, scorer="trend")
+    fc = DemandForecaster(inputs.regions, inputs.titles, fc_cfg, release=inputs.release)
+    for w in range(W):
+        fc.observe(inputs.demand[w], inputs.observed[w], refit=False)
+    fc.fit()  # one fit on the whole replayed history: only the last forecast is made here
+    forecast = fc.forecast()
+    totals = inputs.demand.sum(axis=2)  # [W, R]
+    period = fc_cfg.period or 1
+    if period <= W and inputs.observed[W - period].any():
+        expected_total = totals[W - period]
+    else:
+        expected_total = totals.mean(axis=0) if W else np.zeros(R)
+    out: dict[str, list[HintEntry]] = {}
+    for site in sites:
+        if site.region not in inputs.regions:
+            out[site.site_id] = []
+            continue
+        r = inputs.regions.index(site.region)
+        ranked, scores = forecast.ranked[r], forecast.scores[r]
+        keep = scores > 0
+        ranked, scores = ranked[keep], scores[keep]
+        ids = [inputs.titles[int(t)] for t in ranked]
+        demand = scores * max(float(expected_total[r]), 1.0)
+        # Explanations only for what can fit (the ranked list may be the whole catalogue).
+        budget = Site(site.site_id, site.region, int(site.capacity_bytes * (1 - cfg.reactive_share)))
+        sel = select(demand, inputs.sizes[ranked], budget.capacity_bytes, previous=np.isin(ids, list(previous.get(site.site_id, ()))), keep_margin=cfg.keep_margin, title_keys=ids)
+        chosen = ranked[sel.titles]
+        reasons = {}
+        for t, why in zip(chosen, fc.explain_many(r, chosen), strict=True):
+            tid = inputs.titles[int(t)]
+            detail = why.detail if inputs.size_known[t] else f"{why.detail}; size unknown, default used"
+            reasons[tid] = (why.kind, why.source, detail)
+        out[site.site_id] = plan_site(
+            budget,
+            [ids[i] for i in sel.titles],
+            demand[sel.titles],
+            inputs.sizes[chosen],
+            previous=list(previous.get(site.site_id, ())),
+            reasons=reasons,
+            keep_margin=cfg.keep_margin,
+        )
+    return out

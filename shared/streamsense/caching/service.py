@@ -33,6 +33,8 @@ from streamsense.caching.store import (
     latest_hints,
     load_sites,
     load_titles,
+    parse_window_id,
+    title_bucket,
     window_id,
     window_start,
 )
@@ -156,10 +158,12 @@ class CacheHints:
             wid = window_id(start - timedelta(seconds=cfg.window_s * k))
             for region in regions:
                 plays = window_plays(self.table, region, wid)
-                if not plays:
-                    continue
-                pk, sk = history_key(region, wid)
-                items.append({"pk": pk, "sk": sk, "plays": plays, "total": sum(plays.values()), "expires_at": expires(start, HISTORY_TTL)})
+                by_bucket: dict[int, dict[str, int]] = {}
+                for title, n in plays.items():
+                    by_bucket.setdefault(title_bucket(title), {})[title] = n
+                for bucket, counts in sorted(by_bucket.items()):
+                    pk, sk = history_key(region, wid, bucket)
+                    items.append({"pk": pk, "sk": sk, "plays": counts, "expires_at": expires(parse_window_id(wid), HISTORY_TTL)})
         if items:
             self.table.put_many(items)
 
@@ -168,8 +172,10 @@ class CacheHints:
         out: dict[tuple[str, str], dict[str, int]] = {}
         for region in regions:
             for item in self.table.query(f"hist#{region}"):
-                if item["sk"] in wanted:
-                    out[(region, str(item["sk"]))] = {str(t): int(n) for t, n in item.get("plays", {}).items()}
+                wid = str(item["sk"]).split("#")[0]
+                if wid in wanted:
+                    counts = out.setdefault((region, wid), {})
+                    counts.update({str(t): int(n) for t, n in item.get("plays", {}).items()})
         return out
 
     def _write(

@@ -7,7 +7,7 @@ Table ``cache`` (string ``pk`` / ``sk``; TTL attribute ``expires_at``):
 |---|---|---|---|
 | plays, per shard (written by the Kinesis consumer) | ``plays#<region>#<window>`` | ``<shard id>#b<bucket>`` | ``plays`` {title_id: count}, ``seq`` (highest sequence number applied), ``expires_at`` |
 | session marker (a producer re-send is not a new play) | ``sess#<session id>`` | ``play`` | ``expires_at`` |
-| demand history, per region and window (rolled up at publish) | ``hist#<region>`` | ``<window>`` | ``plays`` {title_id: count}, ``total``, ``expires_at`` |
+| demand history, per region and window (rolled up at publish) | ``hist#<region>`` | ``<window>#b<bucket>`` | ``plays`` {title_id: count}, ``expires_at`` |
 | site table (operators write it) | ``site`` | ``<site id>`` | ``region`` (ISO country), ``capacity_bytes`` |
 | title table (catalogue sync writes it) | ``title`` | ``<title id>`` | ``bytes``, optional ``release_at`` (ISO 8601 UTC, the launch calendar) |
 | hints, per site and window | ``hints#<site id>`` | ``<window>#p<page>`` | ``entries`` (list, fill order), ``page``, ``pages``, ``window``, ``capacity_bytes``, ``used_bytes``, ``generated_at``, ``expires_at`` |
@@ -66,8 +66,8 @@ def session_key(session_id: str) -> Key:
     return (f"sess#{session_id}", "play")
 
 
-def history_key(region: str, window: str) -> Key:
-    return (f"hist#{region}", window)
+def history_key(region: str, window: str, bucket: int) -> Key:
+    return (f"hist#{region}", f"{window}#b{bucket:02d}")
 
 
 def hints_pk(site_id: str) -> str:

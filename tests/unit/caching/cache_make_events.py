@@ -10,6 +10,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from streamsense.caching.store import history_key, title_bucket
+
 ROOT = Path(__file__).resolve().parents[3] / "events"
 FOLDER = ROOT / "cache_hints"
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/streamsense-local-playback"
@@ -144,7 +146,12 @@ def setup_items() -> list[dict[str, Any]]:
     windows = ["2024-06-02T18:00Z", "2024-06-03T00:00Z", "2024-06-03T06:00Z"]
     for region, per_window in history.items():
         for wid, counts in zip(["2024-06-02T12:00Z", *windows], per_window, strict=True):
-            items.append({"pk": f"hist#{region}", "sk": wid, "plays": counts, "total": sum(counts.values()), "expires_at": 1893456000})
+            by_bucket: dict[int, dict[str, int]] = {}
+            for title, n in counts.items():
+                by_bucket.setdefault(title_bucket(title), {})[title] = n
+            for bucket, part in sorted(by_bucket.items()):
+                pk, sk = history_key(region, wid, bucket)
+                items.append({"pk": pk, "sk": sk, "plays": part, "expires_at": 1893456000})
     return items
 
 

@@ -37,7 +37,7 @@ def test_every_function_received_and_applied_its_records(quick_run: tuple[Path, 
     assert platform["on_failure_messages"] == 0
     # every record a built stream consumer received ended applied, skipped or quarantined
     per = platform["per_function"]
-    playback = ["recs_realtime", "delivery_prefs", "qoe_hints", "content_bandit", "cache_hints"]
+    playback = ["recs_realtime", "delivery_prefs", "qoe_hints", "content_bandit"]
     for name in [*playback, "fraud_scorer"]:
         row = per[name]
         assert row["retried"] == 0 and row["to_on_failure"] == 0, name
@@ -45,6 +45,9 @@ def test_every_function_received_and_applied_its_records(quick_run: tuple[Path, 
     # the playback consumers all read the whole playback stream; fraud_scorer reads both streams
     assert len({per[n]["records_in"] for n in playback}) == 1
     assert per["fraud_scorer"]["records_in"] > per["recs_realtime"]["records_in"] > 1000
+    # cache_hints reads the playback stream and also gets its fill-window schedule events
+    assert per["cache_hints"]["records_in"] > per["recs_realtime"]["records_in"]
+    assert per["cache_hints"]["errors"] == 0
     assert per["fraud_trainer"]["records_in"] == 1 and per["recs_trainer"]["records_in"] == 1
     inputs = " ".join(report["inputs"])
     assert "MovieLens" in inputs and "Handbook" in inputs and "Simulator" in inputs

@@ -28,7 +28,8 @@ from streamsense.recs.model import RecsModel, RecsParams
 NEW_SLOTS = (2, 7)  # 0-based positions where new titles may be placed in a top-N
 NEW_MIN_SIMILARITY = 0.3  # content cosine a new title needs to the member's taste
 MIN_REGION_PLAYS = 50  # below this, a region's trending row falls back to the global one
-HISTORY_CAP = 500  # newest titles kept per member for scoring
+HISTORY_CAP = 5_000  # newest titles kept per member: the already-watched filter reads them all
+SCORING_CAP = 500  # newest titles the model scores from (older plays say little about taste)
 
 
 @dataclass(frozen=True)
@@ -210,16 +211,20 @@ class Recommender:
 
     def recommend_many(self, members: Sequence[MemberState], n: int = 20) -> list[list[Rec]]:
         """Top-n per member, vectorized over the batch."""
+        # Every kept title is filtered out; only the newest SCORING_CAP are scored from.
         known = [np.array([self.index[t] for t in m.history if t in self.index], dtype=np.int64)
                  for m in members]
         times = [np.array([m.history[str(self.titles[i])] for i in k], dtype=np.float64)
                  for m, k in zip(members, known, strict=True)]
+        newest = [np.argsort(-ts, kind="stable")[:SCORING_CAP] for ts in times]
+        known_s = [k[o] for k, o in zip(known, newest, strict=True)]
+        times_s = [ts[o] for ts, o in zip(times, newest, strict=True)]
         warm = [u for u, k in enumerate(known) if len(k)]
         out: list[list[Rec]] = []
         parts = None
         if warm:
-            hist = [(known[u], times[u]) for u in warm]
-            now = [float(times[u].max()) for u in warm]
+            hist = [(known_s[u], times_s[u]) for u in warm]
+            now = [float(times_s[u].max()) for u in warm]
             ease, seq, trend, weights = self.model.components(hist, now)
             parts = self.model.blend_parts(ease, seq, trend)
             damp = self.model.ease_damping()
@@ -237,8 +242,9 @@ class Recommender:
             # the list is backfilled from trending (a score of 0 says nothing about the member).
             scores[scores <= 0] = -np.inf
             top = _top(scores, n)
-            x = weights[r].toarray().ravel()[known[u]]
-            source = self._sources(top, known[u], times[u], x, float(parts[3][r]), float(parts[4][r]), damp)
+            x = weights[r].toarray().ravel()[known_s[u]]
+            source = self._sources(top, known_s[u], times_s[u], x, float(parts[3][r]), float(parts[4][r]),
+                                   damp)
             recs = []
             for k, i in enumerate(top):
                 title = str(self.titles[i])
@@ -290,6 +296,8 @@ class Recommender:
         if norm == 0:
             return recs
         sims = (self.content[self.new_titles] @ (profile / norm)).astype(np.float64)
+        # A member may already have played a "new" title (after the training window).
+        sims[np.isin(self.new_titles, items)] = -np.inf
         order = [int(k) for k in np.argsort(-sims, kind="stable")[: len(NEW_SLOTS)]
                  if sims[k] >= NEW_MIN_SIMILARITY]
         for slot, k in zip(NEW_SLOTS, order, strict=False):

@@ -94,3 +94,34 @@ def test_similar_all_equals_similar_title_by_title(rec: Recommender) -> None:
     every = rec.similar_all(3)
     assert every == {str(t): rec.similar(str(t), 3) for t in rec.titles if rec.similar(str(t), 3)}
     assert sorted(every) == ["arrival", "blade", "coco", "dune", "foundation", "soul", "up"]
+
+
+def test_titles_older_than_the_scored_history_are_still_filtered(
+        rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamsense.recs.serving as serving
+    monkeypatch.setattr(serving, "SCORING_CAP", 2)
+    # blade was watched first; only dune and arrival (the 2 newest) are scored from, and they
+    # point at blade, yet it was watched, so it must not come back.
+    member = MemberState({"blade": tiny.T0 - 1_000, "dune": tiny.T0 + 1, "arrival": tiny.T0 + 2}, "US")
+    top = rec.recommend(member, 5)
+    assert "blade" not in [r.title for r in top]
+    assert rows(top) == [("soul", "popular", None), ("coco", "popular", None),
+                         ("foundation", "new_and_similar", "arrival"), ("up", "popular", None)]
+
+
+def test_a_new_title_the_member_already_played_is_not_offered_again(
+        rec: Recommender, states: dict[str, MemberState]) -> None:
+    member = states["sf-late"]
+    assert member.add("foundation", tiny.T0 + 200_000)  # a play after the training window
+    top = rec.recommend(member, 5)
+    assert "foundation" not in [r.title for r in top]
+    assert [r.reason for r in top].count("new_and_similar") == 0
+
+
+def test_member_history_keeps_the_newest_titles_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamsense.recs.serving as serving
+    monkeypatch.setattr(serving, "HISTORY_CAP", 3)
+    member = MemberState()
+    for k, title in enumerate(["a", "b", "c", "d"]):
+        assert member.add(title, tiny.T0 + k)
+    assert member.history == {"b": tiny.T0 + 1, "c": tiny.T0 + 2, "d": tiny.T0 + 3}

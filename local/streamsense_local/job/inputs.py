@@ -72,6 +72,9 @@ def movielens_replay(data_dir: Path, plan: MovieLensPlan, t0: datetime) -> Repla
     replay = Replay("movielens")
     cutoff = datetime.fromtimestamp(float(old[-1, 3]), UTC)
     key = f"viewing-history/movielens-until-{cutoff:%Y%m%d}.csv"
+    # The catalogue goes first: the trainer reads it with the plays, so titles with no plays yet
+    # reach members through their genres and tags. Tags stop at the cutoff (no later knowledge).
+    replay.exports += _movielens_catalogue(data_dir / "movielens" / "ml-latest-small", float(old[-1, 3]))
     replay.exports.append(("exports", key, export.getvalue().encode()))
     contexts = ContextFactory(sorted({f"ml-{int(u)}" for u in new[:, 0]}), seed=1)
     span = max(float(new[-1, 3] - new[0, 3]), 1.0)
@@ -89,6 +92,23 @@ def movielens_replay(data_dir: Path, plan: MovieLensPlan, t0: datetime) -> Repla
         f"{len(new):,} replayed as plays over {plan.days} day(s) in their original order"
     )
     return replay
+
+
+def _movielens_catalogue(folder: Path, cutoff: float) -> list[tuple[str, str, bytes]]:
+    movies = folder / "movies.csv"
+    if not movies.is_file():
+        return []
+    out = [("exports", "viewing-history/catalog/movies.csv", movies.read_bytes())]
+    tags = folder / "tags.csv"
+    if tags.is_file():
+        with tags.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        body = io.StringIO()
+        writer = csv.writer(body, lineterminator="\n")
+        writer.writerow(rows[0])
+        writer.writerows(r for r in rows[1:] if len(r) == 4 and float(r[3]) <= cutoff)
+        out.append(("exports", "viewing-history/catalog/tags.csv", body.getvalue().encode()))
+    return out
 
 
 # ---- the Fraud Detection Handbook -------------------------------------------------------------

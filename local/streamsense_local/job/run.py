@@ -32,6 +32,7 @@ from streamsense_local.job.inputs import (
     next_monday,
 )
 from streamsense_local.job.sections import JobContext
+from streamsense_local.job.sections import recs as recs_section
 from streamsense_local.stack import LocalStack
 
 DEFAULT_OUT = Path("reports/latest")
@@ -202,6 +203,11 @@ def run(
             stack.put_object(bucket, key, body)
         stack.drain()
         _promote_fraud_candidate(stack)
+        truth: dict[str, Any] = {r.name: r.truth for r in replays}
+        # What recs_trainer served before any replayed play: the recs section scores it
+        # against the plays that follow.
+        truth["recs_before"] = recs_section.after_trainers(stack, truth)
+        truth["recs_windows"] = []
         timings["trainers_s"] = time.perf_counter() - tic
 
         tic = time.perf_counter()
@@ -218,9 +224,8 @@ def run(
                 if end > t0.timestamp():
                     stack.tick("cache_hints")
                     stack.drain()
+                    truth["recs_windows"].append(recs_section.after_window(stack, truth, end))
         timings["replay_s"] = time.perf_counter() - tic
-
-        truth = {r.name: r.truth for r in replays}
         ctx = JobContext(stack=stack, out=out, truth=truth, data_dir=data_dir, quick=quick, timings=timings)
         tic = time.perf_counter()
         sections = report.collect(ctx)

@@ -2,9 +2,10 @@
 deliver it, then report what the functions wrote.
 
 Steps: start the local stack; drop the labeled exports into S3 (-> fraud_trainer, recs_trainer)
-and deliver them; then replay the events in time order, one fill window (a day) at a time: put
-the window's events on Kinesis, deliver everything, move the clock to the window's end and fire
-cache_hints' fill-window schedule; finally save the stack's state (for `query`) and write the
+and deliver them; write the operators' edge-site and title tables cache_hints reads; then replay
+the events in time order, one fill window (cache_hints' 6 h) at a time: put the window's events
+on Kinesis, deliver everything, move the clock to the window's end and fire cache_hints'
+fill-window schedule (the recs lists are read at each day boundary); finally save the stack's state (for `query`) and write the
 report (text, JSON and HTML with plots).
 """
 
@@ -32,12 +33,15 @@ from streamsense_local.job.inputs import (
     next_monday,
 )
 from streamsense_local.job.sections import JobContext
+from streamsense_local.job.sections import cache as cache_section
 from streamsense_local.job.sections import recs as recs_section
 from streamsense_local.stack import LocalStack
 
 DEFAULT_OUT = Path("reports/latest")
 _SCORED = frozenset({"login", "signup", "account_change", "payment", "playback_start"})
 STATE_DIR = Path(".streamsense/last-run")
+#: cache_hints' fill window (its FILL_WINDOW_S default): the replay's step and schedule tick.
+FILL_WINDOW_S = 21_600
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay
         "summary": sim.summary.to_json(),
         "impressions": imp,
         "event_context": context,
+        "catalogue": sim.catalogue,  # title sizes and launch calendar for cache_hints' title table
     }
     source = "real ABR traces (evaluation half)" if data_dir else "the parametric throughput model"
     replay.notes.append(
@@ -204,6 +209,9 @@ def run(
         stack.drain()
         _promote_fraud_candidate(stack)
         truth: dict[str, Any] = {r.name: r.truth for r in replays}
+        # The operators' edge sites and the catalogue's title sizes (cache_hints reads both);
+        # the plays the cache section scores the hints against.
+        truth["cache"] = cache_section.setup(stack, sim.truth.get("catalogue"), streams)
         # What recs_trainer served before any replayed play: the recs section scores it
         # against the plays that follow.
         truth["recs_before"] = recs_section.after_trainers(stack, truth)
@@ -212,7 +220,7 @@ def run(
 
         tic = time.perf_counter()
         with tqdm(total=total, unit="ev", desc="replay", smoothing=0.05) as bar:
-            for end, batch in _windows(streams, t0.timestamp(), 86400.0):
+            for end, batch in _windows(streams, t0.timestamp(), float(FILL_WINDOW_S)):
                 if batch:
                     stack.clock.advance_to(batch[0][0])
                     for i in range(0, len(batch), 20_000):
@@ -224,7 +232,8 @@ def run(
                 if end > t0.timestamp():
                     stack.tick("cache_hints")
                     stack.drain()
-                    truth["recs_windows"].append(recs_section.after_window(stack, truth, end))
+                    if (end - t0.timestamp()) % 86400 == 0:
+                        truth["recs_windows"].append(recs_section.after_window(stack, truth, end))
         timings["replay_s"] = time.perf_counter() - tic
         ctx = JobContext(stack=stack, out=out, truth=truth, data_dir=data_dir, quick=quick, timings=timings)
         tic = time.perf_counter()

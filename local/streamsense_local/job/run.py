@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from streamsense.caching.store import DEFAULT_WINDOW_S
 from tqdm import tqdm
 
 from streamsense_local.job import report, snapshot
@@ -41,7 +42,7 @@ DEFAULT_OUT = Path("reports/latest")
 _SCORED = frozenset({"login", "signup", "account_change", "payment", "playback_start"})
 STATE_DIR = Path(".streamsense/last-run")
 #: cache_hints' fill window (its FILL_WINDOW_S default): the replay's step and schedule tick.
-FILL_WINDOW_S = 21_600
+FILL_WINDOW_S = DEFAULT_WINDOW_S
 
 
 @dataclass(frozen=True)

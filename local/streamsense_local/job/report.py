@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from streamsense_local.job import glance
 from streamsense_local.job import sections as sections_pkg
 from streamsense_local.job.sections import JobContext, Section
 
@@ -30,7 +31,8 @@ def collect(ctx: JobContext) -> list[Section]:
             section = Section(f"{name}: failed", notes=[f"{type(exc).__name__}: {exc}", traceback.format_exc()[-2000:]])
         if section is not None:
             out.append(section)
-    return out
+    # First in the report: the headline figures next to the benchmarks' (a comparison only).
+    return [glance.section(out), *out]
 
 
 def _fmt(v: Any) -> str:

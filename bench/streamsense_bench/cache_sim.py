@@ -165,8 +165,9 @@ class ProductFill:
         self.demand = window_demand(trace, config.window_s)
         self.release = release_windows(trace, config.window_s)
 
-    def forecasts(self) -> list[np.ndarray]:
-        """Predicted requests [S, T] for every window from the first boundary after warm-up."""
+    def forecasts(self, progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+        """Predicted requests [S, T] for every window from the first boundary after warm-up
+        (``progress(window, n_windows)`` after each forecast)."""
         S, T = self.trace.params.sites, self.trace.n_titles
         fc = DemandForecaster([f"site{s}" for s in range(S)], [str(t) for t in range(T)], self.cfg.forecast, release=self.release)
         first = self.warm_s // self.cfg.window_s
@@ -178,6 +179,8 @@ class ProductFill:
                 for s in range(S):
                     pred[s, f.ranked[s]] = f.scores[s]
                 out.append(pred)
+                if progress is not None:
+                    progress(w, self.demand.shape[0])
             fc.observe(self.demand[w], np.ones(S, bool))
         self.fits = fc.fits
         return out
@@ -231,14 +234,23 @@ class ProductFill:
         return Result(hits, reqs, hit_bytes, req_bytes, filled, useful, days, capacity, S, prefilled)
 
 
-def run_3b(trace: Trace, config: FillConfig, warm_days: int = 7, policies: Sequence[str] = tuple(POLICIES)) -> dict[str, Any]:
+def run_3b(
+    trace: Trace,
+    config: FillConfig,
+    warm_days: int = 7,
+    policies: Sequence[str] = tuple(POLICIES),
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    say = log or (lambda _: None)
     warm_s = warm_days * DAY_S
     days = trace.params.days - warm_days
     out: dict[str, Any] = {}
     timings: dict[str, float] = {}
     product = ProductFill(trace, config, warm_s)
     t0 = time.perf_counter()
-    preds = product.forecasts()
+    n_win = product.demand.shape[0]
+    step = max(1, n_win // 8)
+    preds = product.forecasts(lambda w, n: say(f"3b forecast window {w + 1}/{n}") if (w + 1) % step == 0 or w + 1 == n else None)
     timings["product_forecasts_s"] = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="cache3b-") as tmp:
         files = oracle_files(trace, Path(tmp), warm_s)
@@ -252,6 +264,7 @@ def run_3b(trace: Trace, config: FillConfig, warm_days: int = 7, policies: Seque
                 t0 = time.perf_counter()
                 row["anchors"][name] = run_policy(name, files, cap, days).metrics()
                 timings[f"{name}_{key}_s"] = time.perf_counter() - t0
+            say(f"3b {key}: product and {len(policies)} libCacheSim policies done")
             lru = row["anchors"]["LRU"]["hit_ratio"]
             bel = row["anchors"]["Belady"]["hit_ratio"]
             row["product"]["gap_closed"] = (row["product"]["hit_ratio"] - lru) / (bel - lru) if bel > lru else None

@@ -43,13 +43,16 @@ from streamsense_bench.common import data_dir, print_table
 
 VALIDATION_SEED = 11
 TOP10_GRID: list[dict[str, Any]] = [
+    # overrides of cache_protocol.PRODUCT_CONFIG ({} is what ships)
     {"scorer": "trend"},
-    *[
-        {"scorer": "gbm", "max_depth": d, "min_samples_leaf": m, "candidate_window": c}
-        for d in (4, 6)
-        for m in (50, 200)
-        for c in (4, 8)
-    ],
+    {"retrain_every": 4},
+    {},
+    {"max_depth": 6, "min_samples_leaf": 50},
+    {"max_iter": 200, "learning_rate": 0.05},
+    {"min_samples_leaf": 500, "l2_regularization": 10.0},
+    {"candidate_window": 2},
+    {"candidate_window": 8},
+    {"negative_rate": 0.2},
 ]
 SIM_GRID: list[dict[str, Any]] = [
     {"scorer": "trend"},

@@ -110,7 +110,8 @@ def _recs(h: Mapping[str, Any], bench: Mapping[str, Any] | None) -> list[Row]:
         return []
     margin = run - max(float(a) for a in anchors)
     b_prod = _num(_get(bench, "protocol_b.product.ndcg10"))
-    b_anchors = [_num(_get(bench, f"protocol_b.{a}.ndcg10")) for a in ("popularity", "itemknn", "ease", "als")]
+    anchors_b = _get(bench, "protocol_b.anchors")
+    b_anchors = [_num(_get(v, "ndcg10")) for v in anchors_b.values()] if isinstance(anchors_b, Mapping) else []
     b_margin = b_prod - max(a for a in b_anchors if a is not None) if b_prod is not None and any(a is not None for a in b_anchors) else None
     return [Row("recommendations", "NDCG@10: product - best anchor", round(margin, 4), None if b_margin is None else round(b_margin, 4),
                 "same sign (the product ahead of every anchor, or not, in both)",

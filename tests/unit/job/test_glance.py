@@ -17,7 +17,9 @@ def _bench(tmp_path: Path) -> Path:
     (tmp_path / "abr.json").write_text(json.dumps({"fcc-sd": {"goal": {"qoe_mean_ratio": 1.158}},
                                                    "fcc-hd": {"goal": {"qoe_mean_ratio": 1.067}}}))
     (tmp_path / "bandit.json").write_text(json.dumps({"product": {"ctr_snipw": 0.004}, "logged": {"random": {"ctr": 0.005}}}))
-    (tmp_path / "recs.json").write_text("{not json")  # a broken result counts as absent
+    (tmp_path / "recs.json").write_text(json.dumps({"protocol_b": {"product": {"ndcg10": 0.12}, "anchors": {
+        "ease": {"ndcg10": 0.093}, "popularity": {"ndcg10": 0.046}}}}))
+    (tmp_path / "cache.json").write_text("{not json")  # a broken result counts as absent
     return tmp_path
 
 
@@ -47,9 +49,9 @@ def test_rows_rules_and_verdicts(tmp_path: Path) -> None:
     lift = rows["learned policy / logging policy, play or click rate (SNIPW)"]
     assert lift[3] == 0.8 and lift[5] == "yes"  # neither beats its logging policy
     margin = rows["NDCG@10: product - best anchor"]
-    assert margin[2] == 0.1 and margin[3] is None and margin[5] == "n/a"
-    assert out.headline == {"figures_compared": 5, "agree": 3, "disagree": 2,
-                            "benchmarks_found": "fraud, abr, bandit"}
+    assert margin[2] == 0.1 and margin[3] == 0.027 and margin[5] == "yes"
+    assert out.headline == {"figures_compared": 6, "agree": 4, "disagree": 2,
+                            "benchmarks_found": "fraud, recs, abr, bandit"}
 
 
 def test_no_benchmarks_and_no_sections(tmp_path: Path) -> None:

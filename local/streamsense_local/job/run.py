@@ -231,8 +231,10 @@ def run(
                         bar.update(len(chunk))
                 stack.clock.advance_to(end)
                 if end > t0.timestamp():
-                    stack.tick("cache_hints")
-                    stack.drain()
+                    # Fill windows inside the replay period only: after it come labels, no plays.
+                    if end < t0.timestamp() + plan.days * 86400:
+                        stack.tick("cache_hints")
+                        stack.drain()
                     if (end - t0.timestamp()) % 86400 == 0:
                         truth["recs_windows"].append(recs_section.after_window(stack, truth, end))
         timings["replay_s"] = time.perf_counter() - tic

@@ -222,8 +222,10 @@ def test_section_scores_the_published_hints_against_the_plays(run: tuple[LocalSt
     assert [r[0] for r in methods.rows][:3] == ["cache hints", "cache hints + reactive LRU", "LRU"]
     assert methods.rows[0][1:3] == [reqs, hits] and methods.rows[2][1:3] == [reqs, lru_hits]
     assert {m for m, *_ in methods.rows} >= {"LFU", "ARC", "S3-FIFO", "WTinyLFU", "LRB", "Belady"}
-    assert [(r[0], r[1], r[4]) for r in windows.rows] == [
-        (window_id(START + timedelta(seconds=w * W)), per_window[w][1], per_window[w][0]) for w in (1, 2)
+    # requests for a title the site saw earlier: window 1 DE a, a, b, s, s; FR d, d; window 2 DE c, e, a, s; FR d, a, d, s
+    assert h["requests_seen_before_at_site"] == 7 + 8
+    assert [(r[0], r[1], r[4], r[5]) for r in windows.rows] == [
+        (window_id(START + timedelta(seconds=w * W)), per_window[w][1], seen, per_window[w][0]) for w, seen in ((1, 7), (2, 8))
     ]
     assert len(result.plots) == 1 and result.plots[0].stat().st_size > 10_000
 

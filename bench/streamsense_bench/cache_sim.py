@@ -83,13 +83,19 @@ class Result:
     prefilled_bytes: int = 0
 
     def metrics(self) -> dict[str, float | None]:
-        return {
+        out: dict[str, float | None] = {
             "hit_ratio": self.hits / self.requests,
             "byte_hit_ratio": self.hit_bytes / self.request_bytes,
             "bytes_filled": float(self.filled_bytes),
             "useful_fill": None if self.useful_fill_bytes is None else self.useful_fill_bytes / max(self.prefilled_bytes, 1),
             "churn": self.filled_bytes / (self.capacity * self.sites) / self.days,
         }
+        if self.useful_fill_bytes is not None:
+            # The product's fill split: boundary prefills (churn control acts here) vs the
+            # reactive share's admissions on misses.
+            out["bytes_prefilled"] = float(self.prefilled_bytes)
+            out["prefill_churn"] = self.prefilled_bytes / (self.capacity * self.sites) / self.days
+        return out
 
 
 def capacity_bytes(trace: Trace, pct: float) -> int:

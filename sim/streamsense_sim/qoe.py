@@ -12,6 +12,12 @@ Player: a rate-based ABR on a 9-rung ladder (the envivio ladder 300-4300 kbps pl
 interval (30 s cap), startup = one 4 s chunk at a conservative startup bitrate plus 2 RTTs
 (and the throughput of the trace's first 8 s). A viewer
 abandons a session once it has rebuffered 2 minutes in total.
+
+What the player reports: ``playback_start`` carries a QoE block measured over the startup
+window (the trace's first ``STARTUP_WINDOW_S`` seconds from the session's offset, the rate the
+startup chunk downloads at, which also sets ``startup_ms``), the startup chunk's bitrate, no
+rebuffering and one chunk buffered; each heartbeat carries the mean over the window that
+follows, on the same trace: the start and the heartbeats are one continuous measurement.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ CHUNK_S = 4.0
 ABANDON_REBUFFER_S = 120.0
 MAX_STARTUP_MS = 60_000
 STARTUP_MAX_RUNG = 3  # 1850 kbps
+#: Trace seconds the startup download is measured over (two chunks' worth), before the heartbeats'.
+STARTUP_WINDOW_S = int(CHUNK_S * 2)
 
 
 @dataclass(frozen=True)
@@ -128,8 +136,9 @@ class ThroughputModel:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Returns (startup_kbps (S,), interval_kbps (S, n_intervals), latency_ms (S,)).
 
-        Interval 0 is the first ``CHUNK_S * 2`` seconds (startup); intervals 1.. are heartbeat
-        windows of ``interval_s`` after it."""
+        ``startup_kbps`` is the mean over the first ``STARTUP_WINDOW_S`` seconds from the
+        session's offset; interval h is the heartbeat window of ``interval_s`` seconds starting
+        ``STARTUP_WINDOW_S + h * interval_s`` seconds after that offset (same trace)."""
         s = len(net)
         startup = np.zeros(s)
         series = np.zeros((s, max(n_intervals, 1)))
@@ -142,7 +151,7 @@ class ThroughputModel:
                 fam = self.families[FAMILY_OF[name]]
                 trace = rng.integers(0, len(fam.length), size=len(idx))
                 start = (rng.random(len(idx)) * fam.length[trace]).astype(np.int64)
-                head = int(CHUNK_S * 2)
+                head = STARTUP_WINDOW_S
                 scale = SCALE_OF[name]
                 startup[idx] = _window_sum(fam, trace, start, start + head) / head * scale
                 for h in range(n_intervals):
@@ -165,6 +174,8 @@ class ThroughputModel:
 @dataclass
 class PlayerResult:
     startup_ms: np.ndarray  # (S,) int
+    startup_kbps: np.ndarray  # (S,) throughput measured over the startup window
+    startup_bitrate: np.ndarray  # (S,) bitrate of the startup chunk
     n_beats: np.ndarray  # (S,) heartbeats actually sent (after abandonment)
     watched_s: np.ndarray  # (S,) content seconds played (after abandonment)
     beat_kbps: np.ndarray  # (S, H) throughput per heartbeat
@@ -238,4 +249,4 @@ def play(
         + np.rint(total_rebuffer * 1000).astype(np.int64)
         + 1000
     )
-    return PlayerResult(startup_ms, n_beats, watched, series, bitrate, rebuf, buf, wall, stop)
+    return PlayerResult(startup_ms, startup_kbps, first, n_beats, watched, series, bitrate, rebuf, buf, wall, stop)

@@ -15,10 +15,13 @@ from typing import Any
 import numpy as np
 
 from streamsense_sim.catalogue import Catalogue
-from streamsense_sim.qoe import NETWORK_TYPES, PlayerResult, ThroughputModel, play
+from streamsense_sim.qoe import CHUNK_S, NETWORK_TYPES, PlayerResult, ThroughputModel, play
 from streamsense_sim.render import Batch, Fragments, device_json, iso, iso1, new_ids, truth_line
 from streamsense_sim.traps import trap_line
 from streamsense_sim.world import DEVICE_TYPES
+
+#: What the player holds when playback starts: the startup chunk.
+START_BUFFER_S = float(CHUNK_S)
 
 
 @dataclass
@@ -101,17 +104,22 @@ def render_sessions(
     attacks = [(a, b) if a is not None and b is not None else None for a, b in zip(s.attack_type, s.attack_id, strict=True)]
     traps = s.trap.tolist()
 
-    # playback_start
+    # playback_start, with what the player measured while fetching the startup chunk: the
+    # startup window's throughput (the window right before the first heartbeat's), the startup
+    # bitrate, no stall (the wait is startup_ms) and that one chunk in the buffer.
     ids = new_ids(rng, n)
     when = iso(s.t_start)
+    su_kbps = np.round(p.startup_kbps, 1).tolist()
     lines = [
         f'{{"version":1,"event_id":"{e}","occurred_at":"{w}","account_id":"{acc}","type":"playback_start",'
         f'"payload":{{{c},"device":{d},"network":{nw},"network_type":"{nt}","startup_ms":{su},'
-        f'"audio_language":"{au}","subtitle_language":"{sb}"}}}}'
-        for e, w, acc, c, d, nw, nt, su, au, sb in zip(
-            ids, when, s.account, common, dev, netw, nettype, p.startup_ms.tolist(), s.audio, s.subtitles, strict=True
+        f'"audio_language":"{au}","subtitle_language":"{sb}","qoe":{{"throughput_kbps":{k!r},'
+        f'"bitrate_kbps":{b!r},"rebuffer_ms":0,"buffer_s":{START_BUFFER_S!r}}}}}}}'
+        for e, w, acc, c, d, nw, nt, su, au, sb, k, b in zip(
+            ids, when, s.account, common, dev, netw, nettype, p.startup_ms.tolist(), s.audio, s.subtitles,
+            su_kbps, p.startup_bitrate.tolist(), strict=True,
         )
-    ]
+    ]  # fmt: skip
     truth = [
         truth_line(e, atk, "playback_start", acc, w) if atk else None
         for e, atk, acc, w in zip(ids, attacks, s.account, when, strict=True)

@@ -97,6 +97,9 @@ def test_player_on_steady_and_dead_networks() -> None:
     assert steady.beat_rebuffer_ms[0].tolist() == [0, 0, 0, 0]
     # startup: one 4 s chunk at 1850 kbps (<= 40% of 5000) over 5000 kbps + 2 RTTs + 150 ms
     assert steady.startup_ms.tolist() == [round((4 * 1850 / 5000 + 0.1 + 0.15) * 1000)]
+    # ... and what playback_start reports: the startup window's rate and the startup chunk's bitrate
+    assert steady.startup_kbps.tolist() == [5000.0]
+    assert steady.startup_bitrate.tolist() == [1850.0]
     assert steady.watched_s.tolist() == [1300.0]
     # A dead network: the buffer (4 s) drains, the viewer stalls and abandons after >= 120 s.
     dead = play(
@@ -108,6 +111,8 @@ def test_player_on_steady_and_dead_networks() -> None:
         interval_s=300,
     )
     assert dead.n_beats.tolist() == [1]
+    # 40% of 1000 kbps is under the 750 kbps rung: the startup chunk is the 300 kbps rung
+    assert dead.startup_bitrate.tolist() == [300.0]
     assert dead.beat_rebuffer_ms[0, 0] == 296_000
     assert dead.watched_s.tolist() == [300.0]
     assert LADDER[0] == 300.0

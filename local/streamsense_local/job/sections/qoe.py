@@ -425,7 +425,7 @@ def collect(ctx: JobContext) -> Section | None:
     dead_note = ", ".join(f"{fam} {held[fam][1]}" for fam in held)
     if split in HALF_NAMES:
         section.notes.append(
-            f"Hints were computed by qoe_hints from the simulator's heartbeats, whose throughput came from the "
+            f"Hints were computed by qoe_hints from the simulator's starts and heartbeats, whose throughput came from the "
             f"{HALF_NAMES[split]} of each trace family; players are evaluated on the {HALF_NAMES[half]}, which "
             f"the hints never saw. Dead traces (> {MAX_DEAD_S:.0f} s at zero bandwidth) left out as the protocol "
             f"says: {dead_note}."
@@ -461,15 +461,19 @@ def collect(ctx: JobContext) -> Section | None:
     early = sum(r.startup_hinted for r in runs)
     if early == 0:
         section.notes.append(
-            "No served hint carried a startup bitrate: the simulator's heartbeats come every few minutes (the "
-            "first at a playhead well past 10 s) and its playback_start events carry no QoE block, so qoe_hints had "
-            "no early-session throughput samples; the player then fetches its first chunk at 750 kbps like the "
-            "anchors. In the benchmark (per-chunk telemetry) the startup bitrate is most of the gain."
+            "No served hint carried a startup bitrate: no level of the served hints' fallback chains held an "
+            "early-session throughput sample when they were published (each playback_start's QoE block is one; the "
+            "simulator's heartbeats, minutes apart, fall past the 10 s playhead); the player then fetches its first "
+            "chunk at 750 kbps like the anchors. In the benchmark (per-chunk telemetry) the startup bitrate is most "
+            "of the gain."
         )
     section.notes.append(
-        "Differences from the benchmark (abr): there, hints come from per-chunk telemetry of 3 fixed segments; "
-        "here from the simulator's heartbeats (throughput averaged over each heartbeat interval, so the prediction "
-        "ratio measures minute-scale, not chunk-scale, swings), spread over many region x network x device segments "
+        "Differences from the benchmark (abr): there, hints come from per-chunk telemetry of 3 fixed segments "
+        "(early samples: the first chunks' throughput, 80 ms RTT included); here from the simulator's playback_start "
+        "QoE blocks (early samples: each session's 8 s startup window of its trace, link rate without round trips) "
+        "and heartbeats (throughput averaged over each heartbeat interval, so the prediction "
+        "ratio measures minute-scale, not chunk-scale, swings, and for a session's first heartbeat its interval "
+        "against the 8 s startup window), spread over many region x network x device segments "
         "that fall back to coarser levels when thin; cellular 4G and 5G are the Norway traces scaled 4x and 10x as "
         "in the simulator, where the 4.3 Mbps top rung caps every player."
     )

@@ -48,7 +48,8 @@ def test_every_function_received_and_applied_its_records(quick_run: tuple[Path, 
     # cache_hints reads the playback stream and also gets its fill-window schedule events
     assert per["cache_hints"]["records_in"] > per["recs_realtime"]["records_in"]
     assert per["cache_hints"]["errors"] == 0
-    assert per["fraud_trainer"]["records_in"] == 1 and per["recs_trainer"]["records_in"] == 1
+    # recs_trainer: the catalogue's movies.csv and tags.csv (train nothing), then the plays export
+    assert per["fraud_trainer"]["records_in"] == 1 and per["recs_trainer"]["records_in"] == 3
     inputs = " ".join(report["inputs"])
     assert "MovieLens" in inputs and "Handbook" in inputs and "Simulator" in inputs
     assert set(result["timings_s"]) >= {"inputs_s", "trainers_s", "replay_s", "report_s", "wall_s"}
@@ -57,7 +58,8 @@ def test_every_function_received_and_applied_its_records(quick_run: tuple[Path, 
 def test_report_html_has_every_section_and_its_plots(quick_run: tuple[Path, dict]) -> None:
     out, _ = quick_run
     html = (out / "report" / "report.html").read_text()
-    for title in ("Functions: events applied", "Dynamic content"):
+    for title in ("This run next to the benchmarks", "Fraud:", "Recommendations:", "Predictive caching",
+                  "ABR QoE", "Delivery defaults", "Dynamic content", "Functions: events applied"):
         assert title in html
     images = [line for line in html.splitlines() if "<img src=" in line]
     assert images, "the report has no plots"
@@ -94,3 +96,15 @@ def test_query_reads_the_saved_run(quick_run: tuple[Path, dict]) -> None:
     assert sum(v["shown"] for v in answer["variants"].values()) == answer["impressions"] > 0
     assert abs(sum(v["p_show"] for v in answer["variants"].values()) - 1) < 1e-3
     assert answer["would_show"] in answer["variants"]
+
+
+def test_recs_section_scores_the_trainers_lists_and_the_realtime_updates(quick_run: tuple[Path, dict]) -> None:
+    out, _ = quick_run
+    report = json.loads((out / "report" / "report.json").read_text())
+    recs = next(v for k, v in report["sections"].items() if k.startswith("Recommendations:"))
+    # the hooks ran: the trainer's lists before the replay were captured and scored
+    assert recs["evaluated_members"] > 0 and recs["evaluated_future_plays"] > 0
+    assert recs["realtime_members_with_list"] == recs["replayed_members"]
+    # already-watched titles never reach a list, before or after the replay
+    assert recs["trainer_lists_checked"] > 0 and recs["trainer_watched_titles_in_lists"] == 0
+    assert recs["realtime_lists_checked"] > 0 and recs["realtime_watched_titles_in_lists"] == 0

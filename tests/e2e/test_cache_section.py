@@ -42,15 +42,16 @@ START = next_monday(datetime.now(UTC)) + timedelta(weeks=3)
 # Titles: runtime (s); "g" launches in window 2 (on the calendar); "s" is short (fits the
 # sites' reactive share); "z" is in no catalogue (cache_hints' default size).
 RUNTIME = {"a": 3600, "b": 5400, "c": 6000, "d": 4200, "e": 7200, "f": 3000, "g": 6600, "s": 600}
-CITIES = {"DE": (3320, 52.52, 13.40), "FR": (3215, 48.86, 2.35)}
+CITIES = {"DE": (3320, 52.52, 13.40), "FR": (3215, 48.86, 2.35), "AT": (8447, 48.21, 16.37)}
 # (window, minute, region, title): window 0 is history only, 1 and 2 are scored; window 3's
-# hints are published but the replay has no plays there.
+# hints are published but the replay has no plays there. AT never plays a title twice.
 PLAYS = [
     (0, 10, "DE", "a"), (0, 20, "DE", "a"), (0, 30, "DE", "b"), (0, 40, "DE", "a"), (0, 50, "DE", "b"),
     (0, 60, "DE", "c"), (0, 70, "DE", "s"), (0, 80, "FR", "d"), (0, 90, "FR", "d"), (0, 100, "FR", "a"),
-    (0, 110, "FR", "s"),
+    (0, 110, "FR", "s"), (0, 115, "AT", "c"),
     (1, 5, "DE", "a"), (1, 15, "DE", "s"), (1, 25, "DE", "e"), (1, 35, "DE", "a"), (1, 45, "DE", "b"),
     (1, 55, "DE", "s"), (1, 65, "FR", "d"), (1, 75, "FR", "f"), (1, 85, "FR", "z"), (1, 95, "FR", "d"),
+    (1, 100, "AT", "f"),
     (2, 5, "DE", "c"), (2, 15, "DE", "e"), (2, 25, "DE", "a"), (2, 35, "DE", "g"), (2, 45, "DE", "s"),
     (2, 55, "FR", "d"), (2, 65, "FR", "g"), (2, 75, "FR", "a"), (2, 85, "FR", "d"), (2, 95, "FR", "s"),
 ]  # fmt: skip
@@ -137,7 +138,8 @@ def test_setup_writes_the_site_and_title_tables(run: tuple[LocalStack, dict[str,
     table = _table(stack)
     played = {t for *_, t in PLAYS}
     capacity = int(0.4 * sum(_mb(t) for t in played)) // 1_000_000 * 1_000_000
-    assert [(s.site_id, s.region, s.capacity_bytes) for s in load_sites(table)] == [("edge-de", "DE", capacity), ("edge-fr", "FR", capacity)]
+    assert [(s.site_id, s.region, s.capacity_bytes) for s in load_sites(table)] == [
+        ("edge-at", "AT", capacity), ("edge-de", "DE", capacity), ("edge-fr", "FR", capacity)]
     titles = load_titles(table)
     assert {t: i.bytes for t, i in titles.items()} == {t: _mb(t) for t in RUNTIME}
     assert titles["a"].bytes == 5_063_000_000  # 3600 s x 11,250 kbps = 5,062.5 MB, rounded up
@@ -146,7 +148,7 @@ def test_setup_writes_the_site_and_title_tables(run: tuple[LocalStack, dict[str,
 
 def _hints(stack: LocalStack) -> dict[tuple[str, int], list[HintEntry]]:
     table = _table(stack)
-    return {(s, w): hints_for(table, s, window_id(START + timedelta(seconds=w * W))) for s in ("edge-de", "edge-fr") for w in (1, 2, 3)}
+    return {(s, w): hints_for(table, s, window_id(START + timedelta(seconds=w * W))) for s in ("edge-at", "edge-de", "edge-fr") for w in (1, 2, 3)}
 
 
 class Lru:
@@ -178,7 +180,7 @@ def test_section_scores_the_published_hints_against_the_plays(run: tuple[LocalSt
     budget = int(capacity * 0.9)
     assert all(sum(e.bytes for e in entries) <= budget for entries in hints.values())
     # Recompute every figure from the plays and the hints as published.
-    region = {"edge-de": "DE", "edge-fr": "FR"}
+    region = {"edge-at": "AT", "edge-de": "DE", "edge-fr": "FR"}
     hits = reqs = hit_bytes = req_bytes = filled = useful = 0
     both_hits = 0
     per_window: dict[int, list[int]] = {1: [0, 0], 2: [0, 0]}
@@ -200,15 +202,16 @@ def test_section_scores_the_published_hints_against_the_plays(run: tuple[LocalSt
                     per_window[w][0] += 1
                 if t in held or reactive[s].get(t, _mb(t)):
                     both_hits += 1
-    assert (h["sites"], h["plays"], h["windows_scored"], h["hint_windows_published"], h["site_windows_published"]) == (2, len(PLAYS), 2, 3, 6)
-    assert h["requests_scored"] == reqs == 20 and h["requests_before_first_hinted_window"] == 11
+    assert (h["sites"], h["plays"], h["windows_scored"], h["hint_windows_published"], h["site_windows_published"]) == (3, len(PLAYS), 2, 3, 9)
+    assert h["requests_scored"] == reqs == 21 and h["requests_before_first_hinted_window"] == 12
     assert h["hints_hit_ratio"] == round(hits / reqs, 4)
     assert h["hints_byte_hit_ratio"] == round(hit_bytes / req_bytes, 4)
     assert h["hints_bytes_filled"] == filled
     assert h["hints_useful_fill"] == round(useful / filled, 4)
-    assert h["hints_churn_per_day"] == round(filled / (2 * capacity) / 0.5, 4)
+    assert h["hints_churn_per_day"] == round(filled / (3 * capacity) / 0.5, 4)
     assert h["hints_reactive_hit_ratio"] == round(both_hits / reqs, 4)
-    # LRU at the site's capacity over each site's whole sequence (window 0 warms it up).
+    # LRU at the site's capacity over each site's whole sequence (window 0 warms it up); AT's
+    # one scored request is a first request: a miss for every policy (the section's shortcut).
     lru_hits = 0
     for r in region.values():
         cache = Lru(capacity)
@@ -217,11 +220,13 @@ def test_section_scores_the_published_hints_against_the_plays(run: tuple[LocalSt
                 lru_hits += 1
     assert h["lru_hit_ratio"] == round(lru_hits / reqs, 4)
     assert h["belady_hit_ratio"] >= h["lru_hit_ratio"]
-    assert (h["s3_documents_agree"], h["s3_documents_differ"], h["s3_documents_missing"]) == (4, 0, 0)
+    assert (h["s3_documents_agree"], h["s3_documents_differ"], h["s3_documents_missing"]) == (6, 0, 0)
+    assert result.tables[2].rows[-1][:3] == ["edge-at", "AT", 1] and result.tables[2].rows[-1][5:] == [0.0, 0.0, 0.0]
     methods, windows, _ = result.tables[:3]
     assert [r[0] for r in methods.rows][:3] == ["cache hints", "cache hints + reactive LRU", "LRU"]
     assert methods.rows[0][1:3] == [reqs, hits] and methods.rows[2][1:3] == [reqs, lru_hits]
     assert {m for m, *_ in methods.rows} >= {"LFU", "ARC", "S3-FIFO", "WTinyLFU", "LRB", "Belady"}
+    assert all(r[1] == reqs for r in methods.rows)
     # requests for a title the site saw earlier: window 1 DE a, a, b, s, s; FR d, d; window 2 DE c, e, a, s; FR d, a, d, s
     assert h["requests_seen_before_at_site"] == 7 + 8
     assert [(r[0], r[1], r[4], r[5]) for r in windows.rows] == [
@@ -252,5 +257,5 @@ def test_query_site(run: tuple[LocalStack, dict[str, Any]]) -> None:
     ]
     assert answer["used_bytes"] == sum(e.bytes for e in entries)
     assert [w["window"] for w in answer["history"]] == [window_id(START + timedelta(seconds=k * W)) for k in (3, 2, 1)]
-    with pytest.raises(ValueError, match=r"unknown site 'edge-xx'.*edge-de, edge-fr"):
+    with pytest.raises(ValueError, match=r"unknown site 'edge-xx'.*edge-at, edge-de, edge-fr"):
         queries.site(stack, "edge-xx")

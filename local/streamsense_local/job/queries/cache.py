@@ -41,7 +41,7 @@ def site(stack: LocalStack, site_id: str) -> dict[str, Any]:
     if site_id not in sites:
         known = sorted(sites)
         listed = ", ".join(known[:40]) + (f" ... ({len(known)} in all)" if len(known) > 40 else "")
-        raise ValueError(f"unknown site {site_id!r}: the site table has {listed or 'no sites (run `make run` first)'}")
+        raise ValueError(f"unknown site; the site table has {listed or 'no sites (run `make run` first)'}")
     s = sites[site_id]
     out: dict[str, Any] = {"site_id": s.site_id, "region": s.region, "capacity_bytes": s.capacity_bytes}
     window, entries = latest_hints(table, site_id)

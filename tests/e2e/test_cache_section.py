@@ -220,7 +220,7 @@ def test_section_scores_the_published_hints_against_the_plays(run: tuple[LocalSt
                 lru_hits += 1
     assert h["lru_hit_ratio"] == round(lru_hits / reqs, 4)
     assert h["belady_hit_ratio"] >= h["lru_hit_ratio"]
-    assert (h["s3_documents_agree"], h["s3_documents_differ"], h["s3_documents_missing"]) == (6, 0, 0)
+    assert (h["s3_documents_agree"], h["s3_documents_differ"], h["s3_documents_missing"], h["site_windows_without_hints"]) == (6, 0, 0, 0)
     assert result.tables[2].rows[-1][:3] == ["edge-at", "AT", 1] and result.tables[2].rows[-1][5:] == [0.0, 0.0, 0.0]
     methods, windows, _ = result.tables[:3]
     assert [r[0] for r in methods.rows][:3] == ["cache hints", "cache hints + reactive LRU", "LRU"]
@@ -259,3 +259,20 @@ def test_query_site(run: tuple[LocalStack, dict[str, Any]]) -> None:
     assert [w["window"] for w in answer["history"]] == [window_id(START + timedelta(seconds=k * W)) for k in (3, 2, 1)]
     with pytest.raises(ValueError, match=r"^unknown site; the site table has edge-at, edge-de, edge-fr$"):
         queries.site(stack, "edge-xx")
+
+
+def test_a_site_window_without_hints_counts_its_requests_as_misses(run: tuple[LocalStack, dict[str, Any]], tmp_path: Path) -> None:
+    stack, truth = run  # runs last: it removes edge-fr's window-2 hints from the table
+    table = _table(stack)
+    window = window_id(START + timedelta(seconds=2 * W))
+    table.delete_many([(i["pk"], i["sk"]) for i in table.query("hints#edge-fr", f"{window}#")])
+    before = _hints(stack)
+    assert before[("edge-fr", 2)] == []
+    result = section.collect(JobContext(stack=stack, out=tmp_path, truth={"cache": truth}, data_dir=None, quick=True))
+    assert result is not None
+    h = result.headline
+    assert h["site_windows_without_hints"] == 1 and h["requests_scored"] == 21 and h["s3_documents_agree"] == 5
+    fr2 = [t for (w, _, r, t) in PLAYS if w == 2 and r == "FR"]
+    hits = sum(t in {e.title_id for e in before[(s, w)]} for s, r in (("edge-at", "AT"), ("edge-de", "DE"), ("edge-fr", "FR"))
+               for w in (1, 2) for (pw, _, pr, t) in PLAYS if pw == w and pr == r)
+    assert len(fr2) == 5 and h["hints_hit_ratio"] == round(hits / 21, 4)

@@ -142,6 +142,12 @@ def _default_bytes() -> int:
     return HintsConfig().default_title_bytes
 
 
+def _reactive_share() -> float:
+    from streamsense.caching.service import HintsConfig
+
+    return HintsConfig().reactive_share
+
+
 def setup(stack: LocalStack, catalogue: Any | None, streams: Iterable[Iterable[tuple[float, bytes, str]]]) -> dict[str, Any]:
     """Write the site table (one site per region the replay plays in) and the title table (the
     catalogue's sizes and launch calendar) that cache_hints reads, before the replay; return
@@ -264,6 +270,7 @@ class Scores:
     per_window: dict[str, dict[str, Tally]] = field(default_factory=dict)  # method -> window -> tally
     per_site: dict[str, dict[str, Tally]] = field(default_factory=dict)  # method -> site -> tally
     unscored_requests: int = 0  # before the first hinted window: history, warm-up
+    missing_hints: int = 0  # (site, scored window) pairs cache_hints published nothing for
 
     def total(self, method: str) -> Tally:
         t = Tally()
@@ -295,47 +302,70 @@ def score_hints(pubs: Sequence[Published], plays: Sequence[Play], sizes: Mapping
     for p in plays:
         by_region[p[1]].append(p)
     times = {r: np.array([p[0] for p in ps]) for r, ps in by_region.items()}
-    scored = set(scores.windows)
+    found = {(p.site.site_id, p.window): p for p in pubs}
     lru: dict[str, Any] = {}
     ids: dict[str, int] = {}
     req = lcs.Request()
-    for pub in sorted(pubs, key=lambda p: (p.start, p.site.site_id)):
-        if pub.window not in scored:
-            continue
-        site = pub.site
-        held = {e.title_id for e in pub.entries}
-        ps = by_region.get(site.region, [])
-        a, b = (np.searchsorted(times[site.region], [pub.start, pub.end], side="left") if ps else (0, 0))
-        window_plays = ps[int(a) : int(b)]
-        requested = {p[2] for p in window_plays}
-        hw, hs = scores.tally(HINTS, pub.window, site.site_id)
-        lw, ls = scores.tally(HINTS_LRU, pub.window, site.site_id)
-        added = [e for e in pub.entries if not e.kept]
-        for t in (hw, hs, lw, ls):
-            t.filled += sum(e.bytes for e in added)
-            t.prefilled += sum(e.bytes for e in added)
-            t.useful += sum(e.bytes for e in added if e.title_id in requested)
-            t.dropped += pub.dropped or 0
-        reactive = site.capacity_bytes - pub.budget
-        if site.site_id not in lru:
-            lru[site.site_id] = lcs.LRU(reactive // MB) if reactive >= MB else None
-        cache = lru[site.site_id]
-        for t_s, _, title in window_plays:
-            size = sizes.get(title, default_bytes)
-            hit = title in held
-            _count((hw, hs), hit=hit, size=size)
-            if not hit and cache is not None and size <= reactive:
-                # the benchmark's reactive part: misses of the hinted titles go to the LRU (a
-                # title bigger than the LRU can never be in it: a miss, not fetched into it)
-                req.obj_id = ids.setdefault(title, len(ids) + 1)
-                req.obj_size = size // MB
-                req.clock_time = int(t_s)
-                if cache.get(req):
-                    hit = True
-                else:
-                    lw.filled += size
-                    ls.filled += size
-            _count((lw, ls), hit=hit, size=size)
+    for wid in scores.windows:
+        for site in scores.sites:
+            pub = found.get((site.site_id, wid))
+            if pub is None:
+                # No hints published for this site and window: nothing was prefilled, and its
+                # requests still count (as misses of the hints) so every method has the same ones.
+                start = parse_window_id(wid).timestamp()
+                budget = int(site.capacity_bytes * (1 - _reactive_share()))
+                pub = Published(site, wid, start, start + scores.window_s, [], budget, 0, "missing")
+                scores.missing_hints += 1
+            _score_site_window(pub, by_region, times, sizes, default_bytes, scores, lru, ids, req)
+
+
+def _score_site_window(
+    pub: Published,
+    by_region: Mapping[str, list[Play]],
+    times: Mapping[str, np.ndarray],
+    sizes: Mapping[str, int],
+    default_bytes: int,
+    scores: Scores,
+    lru: dict[str, Any],
+    ids: dict[str, int],
+    req: Any,
+) -> None:
+    import libcachesim as lcs
+
+    site = pub.site
+    held = {e.title_id for e in pub.entries}
+    ps = by_region.get(site.region, [])
+    a, b = (np.searchsorted(times[site.region], [pub.start, pub.end], side="left") if ps else (0, 0))
+    window_plays = ps[int(a) : int(b)]
+    requested = {p[2] for p in window_plays}
+    hw, hs = scores.tally(HINTS, pub.window, site.site_id)
+    lw, ls = scores.tally(HINTS_LRU, pub.window, site.site_id)
+    added = [e for e in pub.entries if not e.kept]
+    for t in (hw, hs, lw, ls):
+        t.filled += sum(e.bytes for e in added)
+        t.prefilled += sum(e.bytes for e in added)
+        t.useful += sum(e.bytes for e in added if e.title_id in requested)
+        t.dropped += pub.dropped or 0
+    reactive = site.capacity_bytes - pub.budget
+    if site.site_id not in lru:
+        lru[site.site_id] = lcs.LRU(reactive // MB) if reactive >= MB else None
+    cache = lru[site.site_id]
+    for t_s, _, title in window_plays:
+        size = sizes.get(title, default_bytes)
+        hit = title in held
+        _count((hw, hs), hit=hit, size=size)
+        if not hit and cache is not None and size <= reactive:
+            # the benchmark's reactive part: misses of the hinted titles go to the LRU (a
+            # title bigger than the LRU can never be in it: a miss, not fetched into it)
+            req.obj_id = ids.setdefault(title, len(ids) + 1)
+            req.obj_size = size // MB
+            req.clock_time = int(t_s)
+            if cache.get(req):
+                hit = True
+            else:
+                lw.filled += size
+                ls.filled += size
+        _count((lw, ls), hit=hit, size=size)
 
 
 def repeats(plays: Sequence[Play], scores: Scores) -> dict[str, int]:
@@ -572,6 +602,7 @@ def collect(ctx: JobContext) -> Section | None:
             "s3_documents_agree": sum(p.s3 == "agrees" for p in pubs),
             "s3_documents_differ": sum(p.s3 == "differs" for p in pubs),
             "s3_documents_missing": sum(p.s3 == "missing" for p in pubs),
+            "site_windows_without_hints": scores.missing_hints,
         }
     )
     section.tables.append(

@@ -501,7 +501,7 @@ def _method_rows(scores: Scores, methods: Sequence[str], days: float, capacity: 
     return rows
 
 
-def _plot(ctx: JobContext, scores: Scores, methods: Sequence[str]) -> Path:
+def _plot(ctx: JobContext, scores: Scores, methods: Sequence[str], reuse: float | None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -514,20 +514,25 @@ def _plot(ctx: JobContext, scores: Scores, methods: Sequence[str]) -> Path:
     colors = ["tab:red" if m in (HINTS, HINTS_LRU) else "grey" if m == "Belady" else "tab:blue" for m in order]
     ax1.barh(y - 0.2, [totals[m].ratio() or 0.0 for m in order], 0.4, color=colors, label="request hit ratio")
     ax1.barh(y + 0.2, [totals[m].byte_ratio() or 0.0 for m in order], 0.4, color=colors, alpha=0.45, label="byte hit ratio")
+    if reuse is not None:
+        ax1.axvline(reuse, color="black", linestyle=":", linewidth=1, label="reuse: ceiling of demand-fetched caches")
     ax1.set_yticks(y, order, fontsize=8)
     ax1.invert_yaxis()
     ax1.set_xlabel("hit ratio over the hinted windows (all sites)")
     ax1.set_title("Cache hints vs libCacheSim, same capacity", fontsize=10)
     ax1.legend(fontsize=7, loc="lower right")
     x = [datetime.fromtimestamp(parse_window_id(w).timestamp(), UTC) for w in scores.windows]
+    top = 0.0
     for m, style in ((HINTS, "-o"), (HINTS_LRU, "-s"), ("LRU", "--"), ("ARC", "--"), ("S3-FIFO", "--"), ("Belady", ":")):
         if m in totals:
             per = scores.per_window.get(m, {})
-            ax2.plot(x, [per[w].ratio() if w in per and per[w].requests else np.nan for w in scores.windows], style, label=m, markersize=3)
+            ys = [r if w in per and (r := per[w].ratio()) is not None else np.nan for w in scores.windows]
+            top = max([top, *(v for v in ys if not np.isnan(v))])
+            ax2.plot(x, ys, style, label=m, markersize=3)
     ax2.set_ylabel("request hit ratio")
     ax2.set_title(f"per fill window ({scores.window_s // 3600} h, all sites)", fontsize=10)
     ax2.tick_params(axis="x", labelsize=7, rotation=30)
-    ax2.set_ylim(0, 1)
+    ax2.set_ylim(0, min(1.0, max(0.05, top * 1.25)))
     ax2.legend(fontsize=7, loc="upper left", ncol=2)
     path = ctx.plot_path("cache_hit_ratio")
     fig.tight_layout()
@@ -680,7 +685,7 @@ def collect(ctx: JobContext) -> Section | None:
         "when it is requested); a fill ahead of the window holds titles before their first request, so hints can go "
         "past it (a gap closed above 1)."
     )
-    section.plots.append(_plot(ctx, scores, methods))
+    section.plots.append(_plot(ctx, scores, methods, sum(again.values()) / hints.requests))
     return section
 
 

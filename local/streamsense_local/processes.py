@@ -131,6 +131,12 @@ class FunctionProcess:
             req_r, req_w = os.pipe()
             resp_r, resp_w = os.pipe()
             log = open(self.log_path, "ab")  # noqa: SIM115
+            # STREAMSENSE_PROFILE_DIR (the runtime's environment, not the function's): each
+            # container writes cProfile stats of its handler calls to <dir>/<function>-<n>.prof.
+            profile_dir = os.environ.get("STREAMSENSE_PROFILE_DIR")
+            profile = [] if not profile_dir else [
+                "--profile", str(Path(profile_dir).resolve() / f"{self.spec.name}-{self.cold_starts + 1}.prof")
+            ]
             try:
                 self._proc = subprocess.Popen(
                     [
@@ -142,6 +148,7 @@ class FunctionProcess:
                         "--prefix", self.naming.prefix,
                         "--region", self.naming.region,
                         "--account", self.naming.account,
+                        *profile,
                     ],
                     env=dict(self.spec.env),
                     cwd=str(self.spec.code_dir),
@@ -180,7 +187,7 @@ class FunctionProcess:
         try:
             # Closing the pipe ends the worker's loop; a handler's leftover non-daemon threads
             # could keep the interpreter alive, and Lambda does not wait for them either.
-            proc.wait(timeout=1)
+            proc.wait(timeout=30 if os.environ.get("STREAMSENSE_PROFILE_DIR") else 1)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -25,6 +25,7 @@ runtime passes ``--ready-fd`` to learn the port.
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import os
 import signal
@@ -198,6 +199,7 @@ def apply_patches() -> None:
         drop_expired(self, now)
         return sum(1 for m in self._messages if not now > m.visible_at)
 
+    _patch_dynamodb()
     Queue.messages = property(visible_messages)  # type: ignore[assignment,method-assign]
     Queue.approximate_number_of_messages_delayed = property(delayed_count)  # type: ignore[assignment,method-assign]
     Queue.approximate_number_of_messages_not_visible = property(not_visible_count)  # type: ignore[assignment,method-assign]
@@ -207,6 +209,257 @@ def apply_patches() -> None:
     Shard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _PATCHED = True
+
+
+def _b64(value: str | bytes) -> str:
+    return base64.b64encode(value.encode() if isinstance(value, str) else value).strip().decode()
+
+
+def attribute_value_json(value: Any) -> Any:
+    """A DynamoDB AttributeValue as moto's shape-driven JSON serializer writes it (same members,
+    same conversions: strings and numbers through ``str``, binary base64, ``None`` members and
+    map entries dropped, a ``None`` list element kept), in one plain recursion instead of a
+    model lookup per member."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for kind, v in value.items():
+        if v is None:
+            continue
+        if kind in ("S", "N"):
+            out[kind] = v if v in ([], {}) else str(v)
+        elif kind == "M":
+            out[kind] = {k: attribute_value_json(x) for k, x in v.items() if x is not None}
+        elif kind == "L":
+            out[kind] = [attribute_value_json(x) for x in v]
+        elif kind == "B":
+            out[kind] = _b64(v)
+        elif kind in ("SS", "NS"):
+            out[kind] = [x if x in ([], {}) or x is None else str(x) for x in v]
+        elif kind == "BS":
+            out[kind] = [_b64(x) for x in v]
+        elif kind in ("BOOL", "NULL"):
+            out[kind] = v
+    return out
+
+
+def parse_attribute_value(value: Any, blob: Any) -> Any:
+    """A request's AttributeValue as moto's shape-driven JSON parser reads it (members in the
+    model's order, ``None`` members dropped, binary base64-decoded by ``blob``, every other
+    scalar as sent; map entries and list elements that are ``None`` kept)."""
+    if value is None:
+        return None
+    out: dict[str, Any] = {}
+    for kind in _AV_MEMBERS:
+        v = value.get(kind)
+        if v is None:
+            continue
+        if kind == "M":
+            out[kind] = {k: parse_attribute_value(x, blob) for k, x in v.items()}
+        elif kind == "L":
+            out[kind] = [parse_attribute_value(x, blob) for x in v]
+        elif kind == "B":
+            out[kind] = blob(v)
+        elif kind == "BS":
+            out[kind] = [blob(x) for x in v]
+        elif kind in ("SS", "NS"):
+            out[kind] = list(v)
+        else:
+            out[kind] = v
+    return out
+
+
+_AV_MEMBERS = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
+
+
+def dynamo_type_size(t: Any) -> int:
+    """moto's ``DynamoType.size()`` (the item-size rules behind the 400 KB limit and the 1 MB
+    pages), computed without building a copy of every nested map value on the way down."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
+
+    kind, value = t.type, t.value
+    if kind == "N":
+        return len(str(value))
+    if kind == "NS":
+        return sum(len(str(v)) for v in value)
+    if kind in ("SS", "BS"):
+        return sum(1 if isinstance(v, bool) else bytesize(v) for v in value)
+    if kind == "L":
+        return sum(dynamo_type_size(v) for v in value)
+    if kind == "M":
+        return sum(
+            bytesize(k) + dynamo_type_size(v if type(v) is DynamoType else DynamoType(v)) for k, v in value.items()
+        )
+    if isinstance(value, bool):
+        return 1
+    return bytesize(value)  # type: ignore[no-any-return]
+
+
+_partition = threading.local()
+
+
+def _patch_dynamodb() -> None:
+    """Costs of moto's DynamoDB that grow with the data, not with the request:
+
+    - Responses go through moto's generic serializer, which walks the botocore model for every
+      member of every AttributeValue (a 2 KB item is thousands of model lookups): it was two
+      thirds of the server's time in a replay. AttributeValues (and maps of them: items, keys)
+      are written by ``attribute_value_json`` instead; every other member still goes through
+      moto's serializer. Requests' AttributeValues are read by ``parse_attribute_value``.
+    - Item sizes (checked on every attribute a put sets, and twice per item a page returns)
+      copied every nested map value: ``dynamo_type_size`` gives the same sizes without.
+    - A table Query lists *every* item of the table, sorted, and then keeps the partition's:
+      Query on one partition now lists that partition (same items, same order, same paging).
+      Listing a table sorts by the keys' values directly (same order), and Scan no longer
+      deep-copies every item it returns (see table_scan).
+    """
+    from moto.core.parse import BaseJSONParser
+    from moto.core.serialize import BaseJSONSerializer
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, Table
+
+    parse_structure = BaseJSONParser._parse_structure
+
+    def parse_structure_fast(self: Any, shape: Any, value: Any) -> Any:
+        if shape.name == "AttributeValue" and isinstance(value, dict):
+            return parse_attribute_value(value, self._blob_parser)
+        return parse_structure(self, shape, value)
+
+    BaseJSONParser._parse_structure = parse_structure_fast  # type: ignore[method-assign]
+    DynamoType.size = dynamo_type_size  # type: ignore[assignment,method-assign]
+
+    structure = BaseJSONSerializer._serialize_type_structure
+    mapping = BaseJSONSerializer._serialize_type_map
+
+    def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if key and shape.name == "AttributeValue" and isinstance(value, dict):
+            serialized[self.get_serialized_name(shape, key)] = attribute_value_json(value)
+            return
+        structure(self, serialized, value, shape, key)
+
+    def serialize_map(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if shape.value.name == "AttributeValue" and isinstance(value, dict):
+            self._default_serialize(
+                serialized,
+                {k: attribute_value_json(v) for k, v in value.items() if v is not None},
+                shape,
+                key,
+            )
+            return
+        mapping(self, serialized, value, shape, key)
+
+    BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
+    BaseJSONSerializer._serialize_type_map = serialize_map  # type: ignore[method-assign]
+
+    query = Table.query
+
+    def sorted_items(self: Any) -> list[Any]:
+        # all_items' order, (hash key, range key), compared by their cast values as DynamoType
+        # compares them, without a Python-level __lt__ per comparison.
+        items: list[Any] = []
+        for partition in self.items.values():
+            if self.range_key_attr:
+                items.extend(partition.values())
+            else:
+                items.append(partition)
+        if self.range_key_attr:
+            return sorted(items, key=lambda x: (x.hash_key.cast_value, x.range_key.cast_value))
+        return sorted(items, key=lambda x: x.hash_key.cast_value)
+
+    def partition_items(self: Any) -> list[Any]:
+        wanted = getattr(_partition, "key", None)
+        if wanted is None or wanted[0] is not self:
+            return sorted_items(self)
+        found = self.items.get(wanted[1])
+        if found is None:
+            return []
+        if not self.range_key_attr:
+            return [found]
+        return sorted(found.values(), key=lambda x: x.range_key)
+
+    def partition_query(
+        self: Any,
+        hash_key: Any,
+        range_comparison: Any,
+        range_objs: Any,
+        limit: Any,
+        exclusive_start_key: Any,
+        scan_index_forward: Any,
+        projection_expressions: Any,
+        index_name: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        call = (self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
+                projection_expressions, index_name, *args)
+        if index_name is not None or hash_key is None:
+            return query(*call, **kwargs)
+        _partition.key = (self, hash_key)
+        try:
+            return query(*call, **kwargs)
+        finally:
+            _partition.key = None
+
+    scan = Table.scan
+
+    def table_scan(
+        self: Any,
+        filters: dict[str, Any],
+        limit: int,
+        exclusive_start_key: dict[str, Any],
+        filter_expression: Any = None,
+        index_name: str | None = None,
+        consistent_read: bool = False,
+        projection_expression: list[list[str]] | None = None,
+        segments: Any = (None, None),
+    ) -> tuple[list[Any], int, dict[str, Any] | None]:
+        # moto's own loop (same order, pages, filters and counts) with each item's size computed
+        # once instead of twice, and no deep copy of every item returned: the response is built
+        # from fresh dicts (DynamoResult) and a projection builds new items, so nothing the
+        # caller gets can reach the stored item.
+        if index_name:
+            return scan(self, filters, limit, exclusive_start_key, filter_expression, index_name,  # type: ignore[no-any-return]
+                        consistent_read, projection_expression, segments)
+        results: list[Any] = []
+        result_size = scanned_count = 0
+        last_evaluated_key = None
+        previous_page = exclusive_start_key is not None
+        hash_attrs, range_attrs = [self.hash_key_attr], [self.range_key_attr]
+        for item in self.all_items():
+            if not item.is_within_segment(segments):
+                continue
+            if previous_page:
+                if self._item_comes_before_dct(item, exclusive_start_key, hash_attrs, range_attrs, True):
+                    continue
+                previous_page = False
+            size = item.size()
+            if len(results) == limit or result_size + size > RESULT_SIZE_LIMIT:
+                last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
+                break
+            passes = True
+            for attribute_name, (operator, values) in filters.items():
+                attribute = item.attrs.get(attribute_name)
+                if attribute:
+                    if not attribute.compare(operator, values):
+                        passes = False
+                        break
+                elif operator != "NULL":
+                    passes = False
+                    break
+            if passes:
+                results.append(item)
+                result_size += size
+            scanned_count += 1
+        if filter_expression is not None:
+            results = [item for item in results if filter_expression.expr(item)]
+        if projection_expression:
+            results = [r.project(projection_expression) for r in results]
+        return results, scanned_count, last_evaluated_key
+
+    Table.all_items = partition_items  # type: ignore[method-assign]
+    Table.query = partition_query  # type: ignore[method-assign]
+    Table.scan = table_scan  # type: ignore[method-assign]
 
 
 def _make_server(host: str, port: int) -> Any:
@@ -324,6 +577,28 @@ class MotoServer:
             self._proc = None
 
 
+def _profile_requests(server: Any, dest: Path) -> None:
+    """cProfile every request (serialized: a profiler follows one thread; moto holds the GIL for
+    nearly all of a request anyway) and write the stats to ``dest`` when the server exits."""
+    import atexit
+    import cProfile
+
+    profiler = cProfile.Profile()
+    lock = threading.Lock()
+    inner = server.app
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        with lock:
+            profiler.enable()
+            try:
+                return list(inner(environ, start_response))
+            finally:
+                profiler.disable()
+
+    server.app = app
+    atexit.register(lambda: profiler.dump_stats(str(dest)))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="moto server with streamsense's patches")
     parser.add_argument("--host", default="127.0.0.1")
@@ -335,6 +610,9 @@ def main(argv: list[str] | None = None) -> None:
         die_with_parent(args.parent)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = _make_server(args.host, args.port)
+    profile_dir = os.environ.get("STREAMSENSE_PROFILE_DIR")
+    if profile_dir:
+        _profile_requests(server, Path(profile_dir) / f"moto-{os.getpid()}.prof")
     port = server.server_address[1]
     if args.ready_fd is not None:
         os.write(args.ready_fd, f"{port}\n".encode())

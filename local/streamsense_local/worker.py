@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--region", required=True)
     parser.add_argument("--account", required=True)
+    parser.add_argument("--profile", default=None, help="write cProfile stats of the handler calls here on exit")
     args = parser.parse_args(argv)
 
     from streamsense_local.server import die_with_parent
@@ -170,15 +171,28 @@ def main(argv: list[str] | None = None) -> None:
         return
     captured.clear()
 
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
     while True:
         request = receive(args.in_fd)
         if request is None:
+            if profiler is not None:
+                profiler.dump_stats(args.profile)
             return  # the runtime closed the pipe: the container is retired
         context = LambdaContext(request)
         t0 = time.perf_counter()
         message: dict[str, Any]
         try:
-            result = handler(request["event"], context)
+            if profiler is not None:
+                profiler.enable()
+            try:
+                result = handler(request["event"], context)
+            finally:
+                if profiler is not None:
+                    profiler.disable()
             try:
                 json.dumps(result)
                 message = {"ok": True, "result": result}

@@ -297,6 +297,8 @@ def dynamo_type_size(t: Any) -> int:
 
 
 _partition = threading.local()
+#: moto's item size limit (LimitedSizeDict: between the official 400 KB and the measured ~410 KB).
+ITEM_SIZE_LIMIT = 405_000
 
 
 def _patch_dynamodb() -> None:
@@ -308,7 +310,8 @@ def _patch_dynamodb() -> None:
       are written by ``attribute_value_json`` instead; every other member still goes through
       moto's serializer. Requests' AttributeValues are read by ``parse_attribute_value``.
     - Item sizes (checked on every attribute a put sets, and twice per item a page returns)
-      copied every nested map value: ``dynamo_type_size`` gives the same sizes without.
+      copied every nested map value: ``dynamo_type_size`` gives the same sizes without, and a
+      new item is sized once, not once per attribute.
     - A table Query lists *every* item of the table, sorted, and then keeps the partition's:
       Query on one partition now lists that partition (same items, same order, same paging).
       Listing a table sorts by the keys' values directly (same order), and Scan no longer
@@ -316,8 +319,10 @@ def _patch_dynamodb() -> None:
     """
     from moto.core.parse import BaseJSONParser
     from moto.core.serialize import BaseJSONSerializer
-    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
     from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, Table
+    from moto.dynamodb.models.utilities import bytesize
 
     parse_structure = BaseJSONParser._parse_structure
 
@@ -328,6 +333,20 @@ def _patch_dynamodb() -> None:
 
     BaseJSONParser._parse_structure = parse_structure_fast  # type: ignore[method-assign]
     DynamoType.size = dynamo_type_size  # type: ignore[assignment,method-assign]
+
+    def item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        # moto checks the 400 KB limit on every attribute it sets, re-sizing the whole item each
+        # time; sizes only grow as attributes are added, so one check of the finished item
+        # raises exactly when moto's would.
+        self.hash_key = hash_key
+        self.range_key = range_key
+        self.attrs = LimitedSizeDict()
+        for key, value in attrs.items():
+            dict.__setitem__(self.attrs, key, DynamoType(value))
+        if sum(bytesize(str(k)) + v.size() for k, v in self.attrs.items()) > ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+
+    Item.__init__ = item_init  # type: ignore[method-assign]
 
     structure = BaseJSONSerializer._serialize_type_structure
     mapping = BaseJSONSerializer._serialize_type_map

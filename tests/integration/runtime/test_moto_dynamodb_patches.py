@@ -138,6 +138,13 @@ with mock_aws():
         {"pk": {"S": f"p{i % 7}"}, "sk": {"S": f"s{i:04d}"}} for i in range(0, 240, 9)]}})["Responses"]["t"],
         key=lambda i: i["sk"]["S"])
     assert len(out["scan"]) > 2  # several 1 MB pages
+    out["size_limit"] = {}
+    for pad in (404_980, 404_990):  # the item is pad + 17 bytes: just under and just over moto's limit
+        try:
+            c.put_item(TableName="t", Item={"pk": {"S": "big"}, "sk": {"S": str(pad)}, "pad": {"S": "z" * pad}})
+            out["size_limit"][pad] = "stored"
+        except c.exceptions.ClientError as exc:
+            out["size_limit"][pad] = [exc.response["Error"]["Code"], exc.response["Error"]["Message"]]
 def plain(v):
     if isinstance(v, bytes):
         return {"bytes": v.hex()}
@@ -162,6 +169,8 @@ def test_patched_moto_answers_every_call_exactly_as_moto() -> None:
     assert [len(p["Items"]) for p in patched["scan_limit"]][:3] == [17, 17, 17]
     assert all(set(i) == {"pk", "sk", "body"} for p in patched["scan_filter_projection"] for i in p["Items"])
     assert [i["sk"]["S"] for i in patched["query_back"][0]["Items"]] == ["s0194", "s0187", "s0180", "s0173", "s0166"]
+    assert patched["size_limit"]["404980"] == "stored"
+    assert patched["size_limit"]["404990"][0] == "ValidationException"
 
 
 def _serialized(mode: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import html
 import importlib
 import json
 import pkgutil
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ def collect(ctx: JobContext) -> list[Section]:
     ordered = [n for n in ORDER if n in names] + sorted(n for n in names if n not in ORDER)
     out: list[Section] = []
     for name in ordered:
+        tic = time.perf_counter()
         module = importlib.import_module(f"streamsense_local.job.sections.{name}")
         try:
             section = module.collect(ctx)
@@ -31,6 +33,7 @@ def collect(ctx: JobContext) -> list[Section]:
             section = Section(f"{name}: failed", notes=[f"{type(exc).__name__}: {exc}", traceback.format_exc()[-2000:]])
         if section is not None:
             out.append(section)
+        ctx.timings[f"report_{name}_s"] = time.perf_counter() - tic
     # First in the report: the headline figures next to the benchmarks' (a comparison only).
     return [glance.section(out), *out]
 

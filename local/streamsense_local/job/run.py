@@ -200,7 +200,9 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     total = sum(len(s) for s in streams)
     first = min(s[0][0] for s in streams if s)
+    tic = time.perf_counter()
     with LocalStack.start(workdir=out / "stack", record_history=False) as stack:
+        timings["stack_start_s"] = time.perf_counter() - tic
         stack.clock.advance_to(first - 3600)
         tic = time.perf_counter()
         exports = [e for r in replays for e in r.exports]

@@ -23,6 +23,12 @@ def collect(ctx: JobContext) -> Section:
                            r["quarantined"], r["retried"], r["to_on_failure"], r["errors"], r["cold_starts"],
                            r["init_ms"], r["p50_ms"], round(rate, 1)])
     section.tables.append(Table("per function (records/s = records in / time inside the handler)", header, table_rows))
+    # Wall time per phase up to this section (saving the state and the total come after it:
+    # they are in report.json's timings_s and on the report's first line).
+    section.tables.append(
+        Table("wall time per phase so far (s)", ["phase", "seconds"],
+              [[k.removesuffix("_s"), round(v, 1)] for k, v in ctx.timings.items()])
+    )
     reasons: Counter[tuple[str, str]] = Counter()
     seen: set[str] = set()
     for body in ctx.messages("quarantine"):

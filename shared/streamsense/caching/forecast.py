@@ -31,6 +31,7 @@ from streamsense.caching.features import FEATURES, F, FeatureState
 
 Objective = Literal["presence", "volume"]
 VOLUME_SCALE = 1000.0
+SCORE_CHUNK = 131_072  # candidate rows scored at once
 Scorer = Literal["trend", "gbm"]
 
 
@@ -55,6 +56,7 @@ class ForecastConfig:
     min_train_windows: int = 3
     min_train_rows: int = 2000  # below this a fitted model is noise: stay with the trend scorer
     max_train_rows: int = 400_000
+    max_window_rows: int | None = None  # labeled rows kept per window (seeded draw, reweighted): bounds memory
     max_train_windows: int | None = None
     max_iter: int = 100
     learning_rate: float = 0.1
@@ -179,6 +181,15 @@ class DemandForecaster:
         hard = (y > 0) | (own1 > 0)
         keep = (hard | (rng.random(len(y)) < rate)) & observed[r]
         weight = np.where(hard, 1.0, 1.0 / rate).astype(np.float32)
+        cap = self.config.max_window_rows
+        n_keep = int(keep.sum())
+        if cap is not None and n_keep > cap:
+            # At catalogue x site scale the labeled rows of every window would not fit in a
+            # Lambda's memory before the fit's own subsample: thin them here, same reweighting.
+            picked = np.flatnonzero(keep)
+            drop = picked[rng.permutation(n_keep)[cap:]]
+            keep[drop] = False
+            weight = weight * np.float32(n_keep / cap)
         if self._rows_cache is not None and self._rows_cache[0] == self.state.n:
             X = self._rows_cache[3][keep]
         else:
@@ -275,14 +286,22 @@ class DemandForecaster:
 
     def score_rows(self, r: np.ndarray, X: np.ndarray) -> np.ndarray:
         if self.config.scorer == "gbm" and self._model is not None:
-            with threadpool_limits(self.config.threads):
-                if self.config.objective == "presence":
-                    return self._model.predict_proba(self._binner.transform(X))[:, 1]  # type: ignore[attr-defined, no-any-return, union-attr]
-                # A share is at most 1: a runaway leaf (rare targets far above their prediction)
-                # must not push one title past every other.
-                pred = self._model.predict(self._binner.transform(X)) / VOLUME_SCALE  # type: ignore[attr-defined, union-attr]
-                return np.clip(pred, 0.0, 1.0)  # type: ignore[no-any-return]
+            out = np.empty(len(X))
+            # In chunks: the binned copy of a million-row candidate matrix is not needed at once.
+            for a in range(0, len(X), SCORE_CHUNK):
+                out[a : a + SCORE_CHUNK] = self._score_chunk(X[a : a + SCORE_CHUNK])
+            return out
         return self.trend_scores(r, X)
+
+    def _score_chunk(self, X: np.ndarray) -> np.ndarray:
+        with threadpool_limits(self.config.threads):
+            binned = self._binner.transform(X)  # type: ignore[union-attr]
+            if self.config.objective == "presence":
+                return self._model.predict_proba(binned)[:, 1]  # type: ignore[attr-defined, no-any-return, union-attr]
+            # A share is at most 1: a runaway leaf (rare targets far above their prediction)
+            # must not push one title past every other.
+            pred = self._model.predict(binned) / VOLUME_SCALE  # type: ignore[attr-defined, union-attr]
+            return np.clip(pred, 0.0, 1.0)  # type: ignore[no-any-return]
 
     def forecast(self, keep_features: bool = False) -> Forecast:
         """Scores for the next window, every region, best first (ties: title index)."""

@@ -63,6 +63,7 @@ PRODUCT_FORECAST = ForecastConfig(
     max_depth=6,
     min_samples_leaf=100,
     l2_regularization=100.0,
+    max_window_rows=20_000,  # ~2.4 MB of features per window: 10,000 titles x 100 sites fits in 1 GB
 )
 
 

@@ -131,3 +131,19 @@ def test_a_future_only_title_is_never_used(scorer: str) -> None:
         assert all(future not in ranked for ranked, _ in b[w])
     # ... and from window 9 on it is known and forecast (the plant is not a dead title).
     assert all(future in ranked and scores[ranked.index(future)] > 0 for ranked, scores in b[9])
+
+
+def test_labeled_rows_per_window_are_capped_and_reweighted() -> None:
+    """max_window_rows thins a window's labeled rows (memory at catalogue x site scale) and
+    scales their weight so the window still counts as many rows as it had."""
+    data = _history(2, 4, 3, 30)
+    uncapped = DemandForecaster(["a", "b", "c"], [str(t) for t in range(30)], ForecastConfig(objective="volume", negative_rate=1.0))
+    capped = DemandForecaster(["a", "b", "c"], [str(t) for t in range(30)], ForecastConfig(objective="volume", negative_rate=1.0, max_window_rows=10))
+    for w in range(4):
+        uncapped.observe(data[w], np.ones(3, bool), refit=False)
+        capped.observe(data[w], np.ones(3, bool), refit=False)
+    full = [len(y) for _, _, y, _ in uncapped._train]
+    # Candidates are the titles seen anywhere so far (Poisson zeros leave some unseen early on).
+    assert full == [78, 87, 90]
+    assert [len(y) for _, _, y, _ in capped._train] == [10, 10, 10]
+    assert [wt.tolist() for _, _, _, wt in capped._train] == [[np.float32(n / 10)] * 10 for n in full]

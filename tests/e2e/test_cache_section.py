@@ -144,6 +144,16 @@ def test_setup_writes_the_site_and_title_tables(run: tuple[LocalStack, dict[str,
     assert {t: i.bytes for t, i in titles.items()} == {t: _mb(t) for t in RUNTIME}
     assert titles["a"].bytes == 5_063_000_000  # 3600 s x 11,250 kbps = 5,062.5 MB, rounded up
     assert titles["g"].release_at == START + timedelta(hours=13) and titles["a"].release_at is None
+    assert (truth["regions"], truth["sites"]) == (3, ["edge-at", "edge-de", "edge-fr"])
+
+
+def test_sites_only_where_the_traffic_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    # AT has 2 of the 33 plays (6%): under a 10% threshold it gets no site.
+    monkeypatch.setattr(section, "MIN_SITE_SHARE", 0.1)
+    monkeypatch.setattr(section, "CAPACITY_SHARE", 0.4)
+    no_table = SimpleNamespace(system=SimpleNamespace(tables=()))
+    truth = section.setup(no_table, catalogue(), [records()])  # type: ignore[arg-type]
+    assert (truth["regions"], truth["sites"], len(truth["plays"])) == (3, ["edge-de", "edge-fr"], 33)
 
 
 def _hints(stack: LocalStack) -> dict[tuple[str, int], list[HintEntry]]:

@@ -52,7 +52,7 @@ def bench_top10() -> dict[str, Any]:
     log("3a: loading the Netflix Top 10 exports")
     top = load_top10(data_dir() / "netflix-top10")
     started = time.perf_counter()
-    scores = run_3a(top, progress=lambda w, last: log(f"3a: forecast week {w + 1}/{last + 1} ({top.weeks[w]})") if w % 8 == 0 or w == last else None)
+    scores, kinds = run_3a(top, progress=lambda w, last: log(f"3a: forecast week {w + 1}/{last + 1} ({top.weeks[w]})") if w % 8 == 0 or w == last else None)
     elapsed = time.perf_counter() - started
     later = range(VALIDATION_WEEKS.stop, len(top.weeks))
     out: dict[str, Any] = {
@@ -77,6 +77,17 @@ def bench_top10() -> dict[str, Any]:
     print(
         f"3a tuning: the product's settings were chosen on the validation weeks {out['validation_weeks']} only "
         "(python -m streamsense_bench.cache_tune top10); the first table includes those weeks as the protocol says, the second excludes them."
+    )
+    out["chart_titles_by_kind"] = {k: _round(v) for k, v in kinds.items()}
+    print_table(
+        "3a chart titles by what the history before their week says (pooled over country-weeks)",
+        ["kind", "share of chart titles", "product r@20", "product r@40", "persistence r@40"],
+        [[k, v["share"], v["product_recall20"], v["product_recall40"], v["persistence_recall40"]] for k, v in kinds.items()],
+    )
+    reach = sum(kinds[k]["share"] for k in ("stayer", "back_here", "elsewhere_last_week"))
+    print(
+        f"3a reach: {reach:.3f} of chart titles charted in the country before or in some list the week before; "
+        f"{kinds['launch']['share']:.3f} are launches in no list before their week (no history can name them)."
     )
     p = out["product"]
     print("3a goals: " + ", ".join(f"{k} {p[k]:.3f} vs {v} ({'met' if p[k] >= v else f'missed by {v - p[k]:.3f}'})" for k, v in GOALS_3A.items()))

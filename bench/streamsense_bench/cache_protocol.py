@@ -184,12 +184,64 @@ def product_hints(
     return out
 
 
-def run_3a(top: Top10, config: ForecastConfig = PRODUCT_CONFIG, progress: Callable[[int, int], None] | None = None) -> dict[str, Scores]:
+#: Kinds of a chart title of (week w, country c), by what the history before w says about it.
+ENTRY_KINDS = (
+    "stayer",  # in c's list of w-1
+    "back_here",  # in c's lists before w-1, not in w-1
+    "elsewhere_last_week",  # never in c's lists; in another country's or a global list of w-1
+    "elsewhere_earlier",  # never in c's lists; in some list before w-1 only
+    "launch",  # in no list before w: no history can name it
+)
+
+
+def entry_breakdown(top: Top10, hints: dict[str, HintFn], weeks: Iterable[int] | None = None, ks: Sequence[int] = (20, 40)) -> dict[str, dict[str, float]]:
+    """Per kind of chart title: its share of all chart entries, and each method's recall@k on
+    it (pooled over country-weeks). It says where recall is lost and what no history can reach."""
+    weeks = list(range(FIRST_WEEK, len(top.weeks)) if weeks is None else weeks)
+    listed = top.rank > 0
+    in_any = listed.any(axis=1) | (top.global_rank > 0)  # [W, T]
+    before_any: np.ndarray = np.cumsum(in_any, axis=0) - in_any  # lists before week w, [W, T]
+    before_here: np.ndarray = np.cumsum(listed, axis=0) - listed  # [W, C, T]
+    counts = np.zeros(len(ENTRY_KINDS))
+    found = {(m, k): np.zeros(len(ENTRY_KINDS)) for m in hints for k in ks}
+    for w in weeks:
+        for c in range(len(top.countries)):
+            if not top.observed[w, c]:
+                continue
+            t = np.flatnonzero(listed[w, c])
+            kind = np.select(
+                [listed[w - 1, c, t], before_here[w - 1, c, t] > 0, in_any[w - 1, t], before_any[w - 1, t] > 0],
+                [0, 1, 2, 3],
+                default=4,
+            )
+            np.add.at(counts, kind, 1)
+            for m, fn in hints.items():
+                h = list(fn(w, c))
+                for k in ks:
+                    hit = np.isin(t, h[:k])
+                    np.add.at(found[(m, k)], kind[hit], 1)
+    total = counts.sum()
+    out: dict[str, dict[str, float]] = {}
+    for i, name in enumerate(ENTRY_KINDS):
+        row = {"share": float(counts[i] / total)}
+        for (m, k), v in found.items():
+            row[f"{m}_recall{k}"] = float(v[i] / counts[i]) if counts[i] else float("nan")
+        out[name] = row
+    return out
+
+
+def run_3a(
+    top: Top10, config: ForecastConfig = PRODUCT_CONFIG, progress: Callable[[int, int], None] | None = None
+) -> tuple[dict[str, Scores], dict[str, dict[str, float]]]:
+    """The product and the anchors scored on every country-week from FIRST_WEEK, and the
+    breakdown of chart titles by kind (product and persistence)."""
     anchors = Anchors(top)
     hints = product_hints(top, config, progress=progress)
-    return {
-        "product": evaluate(top, lambda w, c: hints[(w, c)]),
+    product: HintFn = lambda w, c: hints[(w, c)]  # noqa: E731
+    scores = {
+        "product": evaluate(top, product),
         "persistence": evaluate(top, anchors.persistence),
         "global": evaluate(top, anchors.global_),
         "union": evaluate(top, anchors.union),
     }
+    return scores, entry_breakdown(top, {"product": product, "persistence": anchors.persistence})

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
-from streamsense_bench.cache_protocol import Anchors, evaluate, score_country_week
+from streamsense_bench.cache_protocol import Anchors, entry_breakdown, evaluate, score_country_week
 from streamsense_bench.cache_top10 import (
     COUNTRY_COLUMNS,
     GLOBAL_COLUMNS,
+    ChartRow,
     Top10FormatError,
     build_top10,
     load_top10,
@@ -141,3 +143,35 @@ def test_anchors_reproduce_the_published_protocol_numbers(data_dir: Path) -> Non
     g = evaluate(top, a.global_, weeks).mean()
     assert (round(g["recall10"], 3), round(g["recall20"], 3), round(g["recall40"], 3)) == (0.285, 0.397, 0.508)
     assert abs(g["new_entry_recall40"] - 0.116) < 0.002
+
+
+def test_chart_titles_by_kind() -> None:
+    """Every kind of chart title once, on hand-made lists (Russia stops after week 1)."""
+    weeks = [date(2021, 7, 4), date(2021, 7, 11), date(2021, 7, 18)]
+    tv = [(f"T{i}", f"T{i}: Season 1") for i in range(10)]
+    films = {
+        ("NA", 0): [f"A{i}" for i in range(10)],
+        ("RU", 0): [f"A{i}" for i in range(9)] + ["B"],
+        ("NA", 1): [f"A{i}" for i in range(9)] + ["C"],  # C: a launch
+        ("RU", 1): [f"A{i}" for i in range(9)] + ["D"],  # D: a launch
+        # A9 is back in Namibia, B charted in Russia two weeks ago, D in Russia last week, E is new.
+        ("NA", 2): [f"A{i}" for i in range(6)] + ["B", "A9", "D", "E"],
+    }
+    rows = []
+    for (country, w), names in films.items():
+        for rank, f in enumerate(names, start=1):
+            rows.append(ChartRow(country, country, weeks[w], "Films", rank, (f, "N/A"), 1))
+        for rank, t in enumerate(tv, start=1):
+            rows.append(ChartRow(country, country, weeks[w], "TV", rank, t, 1))
+    top = build_top10(rows, [])
+    a = Anchors(top)
+    ti = {s: i for i, (s, _) in enumerate(top.titles)}
+    na = top.countries.index("NA")
+    hand = {(2, na): [ti["A9"], ti["B"]]}
+    out = entry_breakdown(top, {"persistence": a.persistence, "hand": lambda w, c: hand.get((w, c), [])}, weeks=[1, 2])
+    # 60 chart entries: 19 + 19 + 16 stayers, and one each of the other kinds but three launches.
+    assert {k: round(v["share"] * 60) for k, v in out.items()} == {"stayer": 54, "back_here": 1, "elsewhere_last_week": 1, "elsewhere_earlier": 1, "launch": 3}
+    # Persistence: Namibia's last list (20), then the global count, where D (Russia's) is 21st.
+    assert [out[k]["persistence_recall20"] for k in ("stayer", "back_here", "elsewhere_last_week", "elsewhere_earlier", "launch")] == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert [out[k]["persistence_recall40"] for k in ("stayer", "back_here", "elsewhere_last_week", "elsewhere_earlier", "launch")] == [1.0, 0.0, 1.0, 0.0, 0.0]
+    assert [out[k]["hand_recall20"] for k in ("stayer", "back_here", "elsewhere_last_week", "elsewhere_earlier", "launch")] == [0.0, 1.0, 0.0, 1.0, 0.0]

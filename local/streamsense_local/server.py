@@ -296,6 +296,47 @@ def dynamo_type_size(t: Any) -> int:
     return bytesize(value)  # type: ignore[no-any-return]
 
 
+class WireItem(dict[str, Any]):
+    """An item's attributes already in wire JSON (what the serializer would write for them)."""
+
+
+#: Bumped before and after every operation that can change a stored item in place (UpdateItem,
+#: transactions, PartiQL): memoized sizes and wire JSON are valid only for the generation they
+#: were computed in. Puts replace the Item object, so they never invalidate anything.
+_generation = [0]
+_generation_lock = threading.Lock()
+
+
+def dynamo_type_wire(t: Any) -> Any:
+    """A stored DynamoType as moto's response path writes it (dynamo_to_dict, then the
+    serializer's AttributeValue rules; see attribute_value_json), in one pass."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    if t is None:
+        return None
+    if not isinstance(t, DynamoType):
+        return attribute_value_json(dynamo_to_dict(t))
+    kind, v = t.type, t.value
+    if v is None:
+        return {}
+    if kind == "B":
+        return {"B": _b64(v if isinstance(v, bytes) else base64.b64decode(v))}
+    if kind == "BS":
+        return {"BS": [_b64(x if isinstance(x, bytes) else base64.b64decode(x)) for x in v]}
+    if kind == "M":
+        return {"M": {k: dynamo_type_wire(x) for k, x in v.items() if x is not None}}
+    if kind == "L":
+        return {"L": [dynamo_type_wire(x) for x in v]}
+    if kind in ("S", "N"):
+        return {kind: v if v in ([], {}) else str(v)}
+    if kind in ("SS", "NS"):
+        return {kind: [x if x in ([], {}) or x is None else str(x) for x in v]}
+    if kind in ("BOOL", "NULL"):
+        return {kind: v}
+    return {}
+
+
 _partition = threading.local()
 #: moto's item size limit (LimitedSizeDict: between the official 400 KB and the measured ~410 KB).
 ITEM_SIZE_LIMIT = 405_000
@@ -343,10 +384,64 @@ def _patch_dynamodb() -> None:
         self.attrs = LimitedSizeDict()
         for key, value in attrs.items():
             dict.__setitem__(self.attrs, key, DynamoType(value))
-        if sum(bytesize(str(k)) + v.size() for k, v in self.attrs.items()) > ITEM_SIZE_LIMIT:
+        generation = _generation[0]
+        size = sum(bytesize(str(k)) + v.size() for k, v in self.attrs.items())
+        if size > ITEM_SIZE_LIMIT:
             raise ItemSizeTooLarge
+        self._ss_size = (generation, size)
+
+    def item_size(self: Any) -> int:
+        # A stored item is sized on every page and every read that returns it; it only changes
+        # through the operations that bump the generation.
+        memo = self.__dict__.get("_ss_size")
+        if memo is not None and memo[0] == _generation[0]:
+            return memo[1]  # type: ignore[no-any-return]
+        generation = _generation[0]
+        size = sum(bytesize(key) + value.size() for key, value in self.attrs.items())
+        self._ss_size = (generation, size)
+        return size
 
     Item.__init__ = item_init  # type: ignore[method-assign]
+    Item.size = item_size  # type: ignore[method-assign]
+
+    from moto.dynamodb import responses as dynamodb_responses
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models import utilities as dynamodb_utilities
+
+    to_dict = dynamodb_utilities.dynamo_to_dict
+
+    def dynamo_to_dict(obj: Any) -> Any:
+        # An item's attributes (what every read returns) become their wire JSON once, then are
+        # served from the memo until the item is replaced or changed in place.
+        if type(obj) is LimitedSizeDict:
+            memo = obj.__dict__.get("_ss_wire")
+            if memo is not None and memo[0] == _generation[0]:
+                return memo[1]
+            generation = _generation[0]
+            wire = WireItem({k: dynamo_type_wire(v) for k, v in obj.items() if v is not None})
+            obj._ss_wire = (generation, wire)  # type: ignore[attr-defined]
+            return wire
+        return to_dict(obj)
+
+    dynamodb_utilities.dynamo_to_dict = dynamo_to_dict
+    dynamodb_responses.dynamo_to_dict = dynamo_to_dict  # type: ignore[attr-defined]
+
+    def bump() -> None:
+        with _generation_lock:
+            _generation[0] += 1
+
+    def bumping(method: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            bump()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                bump()
+
+        return wrapper
+
+    for name in ("update_item", "transact_write_items", "execute_statement", "execute_transaction", "batch_execute_statement"):
+        setattr(DynamoDBBackend, name, bumping(getattr(DynamoDBBackend, name)))
 
     structure = BaseJSONSerializer._serialize_type_structure
     mapping = BaseJSONSerializer._serialize_type_map
@@ -358,6 +453,9 @@ def _patch_dynamodb() -> None:
         structure(self, serialized, value, shape, key)
 
     def serialize_map(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if isinstance(value, WireItem):
+            self._default_serialize(serialized, value, shape, key)
+            return
         if shape.value.name == "AttributeValue" and isinstance(value, dict):
             self._default_serialize(
                 serialized,

@@ -6,6 +6,7 @@ and pages."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,8 +27,9 @@ if sys.argv[1] == "patched":
     apply_patches()
     from moto.core.parse import BaseJSONParser
     from moto.core.serialize import BaseJSONSerializer
-    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
     assert BaseJSONSerializer._serialize_type_structure.__name__ == "serialize_structure"
+    assert Item.size.__name__ == "item_size"
     assert BaseJSONParser._parse_structure.__name__ == "parse_structure_fast"
     assert DynamoType.size.__name__ == "dynamo_type_size"
 item = {
@@ -92,7 +94,15 @@ if sys.argv[1] == "patched":
     apply_patches()
 rng = random.Random(7)
 def value(depth):
-    kind = rng.choice(["S", "N", "B", "M", "L", "BOOL"] if depth < 3 else ["S", "N", "B"])
+    kind = rng.choice(["S", "N", "B", "M", "L", "BOOL", "SS", "NS", "BS", "NULL"] if depth < 3 else ["S", "N", "B"])
+    if kind == "SS":
+        return {"SS": sorted({f"s{rng.randint(0, 99)}" for _ in range(rng.randint(1, 4))})}
+    if kind == "NS":
+        return {"NS": sorted({str(rng.randint(-99, 99)) for _ in range(rng.randint(1, 4))})}
+    if kind == "BS":
+        return {"BS": sorted({bytes([rng.randrange(256), rng.randrange(256)]) for _ in range(rng.randint(1, 4))})}
+    if kind == "NULL":
+        return {"NULL": True}
     if kind == "S":
         return {"S": "x" * rng.randint(0, 300)}
     if kind == "N":
@@ -134,6 +144,17 @@ with mock_aws():
     out["query_back"] = pages("query", KeyConditionExpression="pk = :p AND begins_with(sk, :s)", Limit=5,
                               ScanIndexForward=False, ExpressionAttributeValues={":p": {"S": "p5"}, ":s": {"S": "s01"}})
     out["get"] = c.get_item(TableName="t", Key={"pk": {"S": "p1"}, "sk": {"S": "s0001"}})["Item"]
+    # in-place changes (UpdateItem, transactions) after the items were read once: reads see them
+    key = {"pk": {"S": "p2"}, "sk": {"S": "s0002"}}
+    c.update_item(TableName="t", Key=key, UpdateExpression="SET body = :b, extra = :e REMOVE #pad",
+                  ExpressionAttributeNames={"#pad": "pad"}, ExpressionAttributeValues={":b": {"M": {"nested": {"L": [{"S": "new"}, {"B": b"\x01"}]}}}, ":e": {"N": "7"}})
+    c.update_item(TableName="t", Key=key, UpdateExpression="SET body.nested[0] = :s, n = n + :one",
+                  ExpressionAttributeValues={":s": {"S": "changed"}, ":one": {"N": "1"}})
+    c.transact_write_items(TransactItems=[{"Update": {"TableName": "t", "Key": {"pk": {"S": "p3"}, "sk": {"S": "s0003"}},
+                                                      "UpdateExpression": "SET #pad = :p", "ExpressionAttributeNames": {"#pad": "pad"}, "ExpressionAttributeValues": {":p": {"S": "q" * 50000}}}}])
+    out["after_update_get"] = c.get_item(TableName="t", Key=key)["Item"]
+    out["after_update_scan"] = pages("scan")
+    out["after_update_query"] = pages("query", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p3"}})
     out["batch_get"] = sorted(c.batch_get_item(RequestItems={"t": {"Keys": [
         {"pk": {"S": f"p{i % 7}"}, "sk": {"S": f"s{i:04d}"}} for i in range(0, 240, 9)]}})["Responses"]["t"],
         key=lambda i: i["sk"]["S"])
@@ -158,7 +179,10 @@ print(json.dumps(plain(out), sort_keys=True))
 
 
 def _run(script: str, mode: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True)
+    # moto's projections rebuild string sets through Python sets: fix the hash seed so both
+    # runs list their members in the same order.
+    done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONHASHSEED": "0"})
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
@@ -169,6 +193,9 @@ def test_patched_moto_answers_every_call_exactly_as_moto() -> None:
     assert [len(p["Items"]) for p in patched["scan_limit"]][:3] == [17, 17, 17]
     assert all(set(i) == {"pk", "sk", "body"} for p in patched["scan_filter_projection"] for i in p["Items"])
     assert [i["sk"]["S"] for i in patched["query_back"][0]["Items"]] == ["s0194", "s0187", "s0180", "s0173", "s0166"]
+    assert patched["after_update_get"]["body"] == {"M": {"nested": {"L": [{"S": "changed"}, {"B": {"bytes": "01"}}]}}}
+    assert patched["after_update_get"]["n"] == {"N": "3"} and "pad" not in patched["after_update_get"]
+    assert [p["Count"] for p in patched["after_update_scan"]] != [p["Count"] for p in patched["scan"]]  # pages moved
     assert patched["size_limit"]["404980"] == "stored"
     assert patched["size_limit"]["404990"][0] == "ValidationException"
 

@@ -85,6 +85,16 @@ class WorkerDied(RuntimeError):
     pass
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class FunctionProcess:
     """One warm container of one function. Invocations are serialized (a container runs one at
     a time); the process is started on first use and replaced after a timeout or crash."""
@@ -107,6 +117,7 @@ class FunctionProcess:
         self.cold_starts = 0
         self.init_ms: list[float] = []
         self.spawn_ms: list[float] = []
+        self._retired_cpu_s = 0.0  # CPU of containers already replaced (timeouts, crashes)
 
     # ---- process lifecycle ------------------------------------------------------------------
 
@@ -173,6 +184,11 @@ class FunctionProcess:
         with self._lock:
             self._close(kill=False)
 
+    def cpu_s(self) -> float:
+        """CPU seconds used by this function's containers so far (init included)."""
+        proc = self._proc
+        return self._retired_cpu_s + (process_cpu_s(proc.pid) if proc is not None else 0.0)
+
     def _close(self, kill: bool) -> None:
         for fd in (self._to_worker, self._from_worker):
             if fd is not None:
@@ -182,6 +198,7 @@ class FunctionProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        self._retired_cpu_s += process_cpu_s(proc.pid)
         if kill:
             proc.kill()
         try:

@@ -664,6 +664,14 @@ class MotoServer:
             self.port = int(line.decode().strip())
         self.start_s = time.perf_counter() - started
 
+    def cpu_s(self) -> float | None:
+        """CPU seconds the server process has used (None in thread mode: it shares ours)."""
+        if self._proc is None:
+            return None
+        from streamsense_local.processes import process_cpu_s
+
+        return process_cpu_s(self._proc.pid)
+
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"

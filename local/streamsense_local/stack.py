@@ -769,6 +769,21 @@ class LocalStack:
 
     # ---- reporting ----------------------------------------------------------------------------
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far per process of the stack: each function's containers, moto's
+        server (process mode) and this runtime process (its threads: mappings, pollers, and
+        the report when it runs here). On a shared machine these say what the run cost, where
+        wall times say how busy the machine was."""
+        import resource
+
+        out = {name: round(proc.cpu_s(), 1) for name, proc in self.processes.items()}
+        server = self.server.cpu_s()
+        if server is not None:
+            out["moto_server"] = round(server, 1)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        out["runtime"] = round(usage.ru_utime + usage.ru_stime, 1)
+        return out
+
     def summary_rows(self) -> list[dict[str, Any]]:
         """One row per function: invocations, errors, cold starts and init, records in, the
         pipeline's EMF counts, records given up to the on-failure destination, durations."""

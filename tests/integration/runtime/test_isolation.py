@@ -122,3 +122,13 @@ def test_a_missing_handler_is_an_import_error(stack: LocalStack) -> None:
     finally:
         proc.spec = original
     assert inv.error_type == "Runtime.ImportModuleError"
+
+
+def test_cpu_seconds_per_container_and_for_the_server(stack: LocalStack) -> None:
+    before = stack.cpu_seconds()
+    assert stack.invoke("envdump", {}).ok
+    after = stack.cpu_seconds()
+    assert set(after) == {fn.name for fn in TEST_SYSTEM.functions} | {"moto_server", "runtime"}
+    # a started container has at least its interpreter's start-up in there, and CPU only grows
+    assert after["envdump"] >= before["envdump"] and after["envdump"] > 0
+    assert after["moto_server"] >= before["moto_server"] > 0 and after["runtime"] > 0

@@ -29,6 +29,12 @@ def collect(ctx: JobContext) -> Section:
         Table("wall time per phase so far (s)", ["phase", "seconds"],
               [[k.removesuffix("_s"), round(v, 1)] for k, v in ctx.timings.items()])
     )
+    # CPU per process: what the run cost, whatever else the machine was doing meanwhile.
+    cpu = ctx.stack.cpu_seconds()
+    section.tables.append(
+        Table("CPU seconds per process so far (containers include their cold starts)", ["process", "cpu s"],
+              [[k, v] for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])] + [["total", round(sum(cpu.values()), 1)]])
+    )
     reasons: Counter[tuple[str, str]] = Counter()
     seen: set[str] = set()
     for body in ctx.messages("quarantine"):
@@ -57,6 +63,7 @@ def collect(ctx: JobContext) -> Section:
         "function_errors": sum(r["errors"] for r in rows),
         "function_errors_of_built_functions": sum(r["errors"] for r in rows if r["function"] not in missing),
         "functions_not_built": missing,
+        "cpu_s": cpu,
         "per_function": {
             r["function"]: {k: r[k] for k in ("records_in", "applied", "skipped", "quarantined", "retried", "to_on_failure", "errors")}
             for r in rows

@@ -48,7 +48,9 @@ def test_manifest_describes_the_real_export(trained: tuple) -> None:
     assert manifest["data_window"] == {"start": 828_124_615, "end": 1_537_799_250}
     m = manifest["metrics"]
     assert m["holdout_members"] == 27
-    assert m["ndcg10"] == pytest.approx(0.149, abs=0.01)
+    # 0.149 before the watched filter read the whole history (members with > 500 titles were
+    # shown titles they had seen, wasting slots)
+    assert m["ndcg10"] == pytest.approx(0.1656, abs=0.002)
     rec = artifact.loads(models.get(manifest["model_key"]), manifest)
     assert len(rec.new_titles) == 18
     assert manifest["bytes"] < 12_000_000  # pruned EASE: ~8.5 MB instead of ~100 MB dense

@@ -120,6 +120,7 @@ def _recs(h: Mapping[str, Any], bench: Mapping[str, Any] | None) -> list[Row]:
                 "(one time cutoff); protocol B holds out 10% of each of ~61 members' plays, 10 seeds")]
 
 
+CACHE_CAPACITY = "5pct"  # the capacity share the job's edge sites get (sections.cache.BENCH_CAPACITY)
 QOE_FAMILIES = (("wifi", "fcc-sd"), ("ethernet", "fcc-hd"), ("cellular_3g", "norway-3g"))
 
 
@@ -142,8 +143,8 @@ def _cache(h: Mapping[str, Any], bench: Mapping[str, Any] | None, capacity: str)
     run = _num(h.get("hints_reactive_gap_closed"))
     if run is None:
         return []
-    b = _num(_get(bench, f"sim.{capacity}.gap_closed")) if bench else None
-    return [Row("caching", f"share of the LRU-to-Belady gap closed (hints + reactive share, {capacity} capacity)", run, b,
+    b = _num(_get(bench, f"sim.{capacity}.product.gap_closed"))
+    return [Row("caching", f"share of the LRU-to-Belady gap closed (hints + reactive share, {capacity.replace('pct', ' %')} capacity)", run, b,
                 "same side of the 0.5 goal",
                 _both(run, b, lambda r, b: (r >= 0.5) == (b >= 0.5)),
                 "the run's requests are the replayed plays of a day or two at a few sites; the benchmark's trace is "
@@ -178,7 +179,7 @@ def section(sections: Sequence[Section], directory: Path | None = None) -> Secti
         return next((s.headline for s in sections if s.title.startswith(prefix)), {})
 
     cache_bench = load("cache")
-    capacity = str(_get(cache_bench, "job_capacity") or "5%")
+    capacity = CACHE_CAPACITY
     rows = [
         *_fraud(headline("Fraud"), load("fraud")),
         *_recs(headline("Recommendations"), load("recs")),

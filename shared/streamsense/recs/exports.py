@@ -142,9 +142,11 @@ class _Builder:
 
 
 def _rows(text: str, delimiter: str) -> list[tuple[int, list[str], str]]:
-    lines = text.splitlines()
+    """One record per physical line, parsed on its own: an unclosed quote spoils its own row
+    (quarantined with its line number), never the lines after it."""
     out = []
-    for n, (line, row) in enumerate(zip(lines, csv.reader(lines, delimiter=delimiter), strict=True), 1):
+    for n, line in enumerate(text.splitlines(), 1):
+        row = next(csv.reader((line,), delimiter=delimiter), [])
         out.append((n, row, line))
     return out
 

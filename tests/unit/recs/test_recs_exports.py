@@ -90,3 +90,11 @@ def test_catalogue_readers() -> None:
         ["1"], ["Toy Story (1995)"], (("Adventure", "Animation"),), (("pixar",),))
     cat = read_catalogue(b"title,name,genres,tags\nt-1,Dune,Sci-Fi,desert|epic\n")
     assert cat.tags == (("desert", "epic"),)
+
+
+def test_an_unclosed_quote_spoils_only_its_own_line() -> None:
+    body = ("member,title,timestamp\n" + "".join(f"u{i},t{i},{1_700_000_000 + i}\n" for i in range(200))
+            + 'u2,"t2\n' + "u3,t3,1700000001\n").encode()
+    plays, bad = read_plays(body, "viewing-history/x.csv")
+    assert len(plays.member) == 201 and plays.member[-1] == "u3"
+    assert [b.line for b in bad] == [202]

@@ -775,7 +775,8 @@ def _notes(ctx: JobContext, n_eval: int, n_export_titles: int) -> list[str]:
         "titles first played during the replay, which recs_trainer can show as 'new and similar'.",
     ]
     if ctx.quick:
-        notes.append("--quick: the replay is the newest 600 ratings over 2 days.")
+        plays = sum(len(v) for v in (_movielens(ctx.truth).get("new_plays") or {}).values())
+        notes.append(f"--quick: the replay is only the newest {plays:,} ratings, so the figures are noisier still.")
     return notes
 
 

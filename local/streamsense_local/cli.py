@@ -184,6 +184,16 @@ def _drain_with_progress(stack: LocalStack, total: int | None, timeout_s: float)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from infra.system import SYSTEM
+
+    streams = sorted(s.name for s in SYSTEM.streams)
+    buckets = sorted(b.name for b in SYSTEM.buckets)
+    if args.stream and args.stream not in streams:
+        print(f"unknown stream {args.stream!r}: choose from {', '.join(streams)}")
+        return 2
+    if args.s3 and args.s3.partition("/")[0] not in buckets:
+        print(f"unknown bucket {args.s3.partition('/')[0]!r} (logical name): choose from {', '.join(buckets)}")
+        return 2
     with _start(args, duplicate_s3_notifications=args.duplicate_s3, record_history=False) as stack:
         t0 = time.perf_counter()
         if args.s3:
@@ -239,6 +249,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     fn = resolve(args.kind)
     if fn is None:
         print(f"query {args.kind!r} is not available in this build")
+        return 2
+    if args.kind == "segment" and len(args.id.split("/")) != 3:
+        print(f"a segment is REGION/NETWORK/DEVICE (e.g. US/wifi/tv), not {args.id!r}")
         return 2
     state = Path(args.state) if args.state else STATE_DIR
     if not (state / "counts.json").exists():

@@ -694,6 +694,13 @@ def collect(ctx: JobContext) -> Section | None:
         "were for a title already requested at the same site earlier in the replay; no cache that fetches on demand can "
         "hit more, at any capacity (libCacheSim's policies and Belady are bounded by it; a fill ahead of demand is not)."
     )
+    lru_t, lrb_t = scores.total("LRU"), scores.total("LRB")
+    if "LRB" in methods and (lrb_t.hits, lrb_t.hit_bytes, lrb_t.filled) == (lru_t.hits, lru_t.hit_bytes, lru_t.filled):
+        section.notes.append(
+            "LRB's figures equal LRU's exactly here: LRB learns its eviction model from the trace it serves, and with "
+            "this few requests per site it evicts as LRU does (in benchmark 3b, with ~15,000 requests per site, it "
+            "differs from LRU)."
+        )
     section.notes.append(
         "Belady is the optimum of a cache that fetches on demand (it sees every future request but admits a title only "
         "when it is requested); a fill ahead of the window holds titles before their first request, so hints can go "
@@ -723,11 +730,14 @@ def _bench_note(section: Section, scores: Scores, best: str) -> None:
         Table(f"this run vs benchmark 3b at {BENCH_CAPACITY} (bench-results/cache.json)",
               ["method", "run hit ratio", "bench hit ratio", "run byte hit ratio", "bench byte hit ratio"], rows)
     )
+    per_site_window = scores.total(HINTS_LRU).requests / max(1, len(scores.sites) * len(scores.windows))
     section.notes.append(
-        "The run's figures differ from benchmark 3b's by design: the benchmark replays 21 days of a synthetic CDN trace "
-        "(10 sites, ~2,500 requests per site and day, 7 days of history before scoring, launches that spike and decay), "
-        "while the run replays the simulator's and MovieLens' plays: a few plays per site and window, spread over many "
-        "regions, with only the replay's first hours as history (no history at all in the first hinted window), and "
-        "MovieLens members who never replay a title they rated; the product row is the same (hinted titles plus an LRU on "
-        "the rest), sized the same way."
+        f"The run's figures differ from benchmark 3b's by design. The benchmark replays 21 days of a synthetic CDN trace "
+        f"(10 sites, ~2,500 requests per site and day, i.e. ~625 per site and 6 h window, 7 days of history before "
+        f"scoring, launches that spike and decay); the run replays the simulator's and MovieLens' plays: "
+        f"{per_site_window:.0f} requests per site and window on average, {len(scores.windows) * scores.window_s / 86400:.1f} "
+        f"days scored after {scores.unscored_requests:,} requests of history, and MovieLens members who never replay a title "
+        "they rated. Sparse demand bounds every method (see the reuse note) and makes the forecast noisy; the comparable "
+        "figure is the share of the LRU-to-Belady gap closed. The product row is the same in both (hinted titles plus an "
+        "LRU on the rest), sized the same way (the run's capacity share is the benchmark's 5pct)."
     )

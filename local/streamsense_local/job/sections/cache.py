@@ -698,7 +698,7 @@ def collect(ctx: JobContext) -> Section | None:
     if "LRB" in methods and (lrb_t.hits, lrb_t.hit_bytes, lrb_t.filled) == (lru_t.hits, lru_t.hit_bytes, lru_t.filled):
         section.notes.append(
             "LRB's figures equal LRU's exactly here: LRB learns its eviction model from the trace it serves, and with "
-            "this few requests per site it evicts as LRU does (in benchmark 3b, with ~15,000 requests per site, it "
+            "this few requests per site it evicts as LRU does (in benchmark 3b, with ~50,000 requests per site, it "
             "differs from LRU)."
         )
     section.notes.append(

@@ -702,17 +702,22 @@ class MotoServer:
             self._proc = None
 
 
-def _profile_requests(server: Any, dest: Path) -> None:
-    """cProfile every request (serialized: a profiler follows one thread; moto holds the GIL for
-    nearly all of a request anyway) and write the stats to ``dest`` when the server exits."""
+def _profile_requests(server: Any, dest: Path, every: int = 1) -> None:
+    """cProfile every ``every``-th request and write the stats to ``dest`` when the server exits.
+    Profiled requests run one at a time (a profiler follows one thread); with ``every`` > 1 the
+    others run as usual, so a long replay keeps its pace and the profile is a sample of it."""
     import atexit
     import cProfile
+    import itertools
 
     profiler = cProfile.Profile()
     lock = threading.Lock()
     inner = server.app
+    counter = itertools.count()
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if next(counter) % every:
+            return inner(environ, start_response)
         with lock:
             profiler.enable()
             try:
@@ -737,7 +742,8 @@ def main(argv: list[str] | None = None) -> None:
     server = _make_server(args.host, args.port)
     profile_dir = os.environ.get("STREAMSENSE_PROFILE_DIR")
     if profile_dir:
-        _profile_requests(server, Path(profile_dir) / f"moto-{os.getpid()}.prof")
+        every = int(os.environ.get("STREAMSENSE_PROFILE_EVERY", "1"))
+        _profile_requests(server, Path(profile_dir) / f"moto-{os.getpid()}.prof", every)
     port = server.server_address[1]
     if args.ready_fd is not None:
         os.write(args.ready_fd, f"{port}\n".encode())

@@ -108,3 +108,13 @@ def test_recs_section_scores_the_trainers_lists_and_the_realtime_updates(quick_r
     # already-watched titles never reach a list, before or after the replay
     assert recs["trainer_lists_checked"] > 0 and recs["trainer_watched_titles_in_lists"] == 0
     assert recs["realtime_lists_checked"] > 0 and recs["realtime_watched_titles_in_lists"] == 0
+
+
+def test_cache_section_scores_published_hints(quick_run: tuple[Path, dict]) -> None:
+    out, _ = quick_run
+    report = json.loads((out / "report" / "report.json").read_text())
+    cache = next(v for k, v in report["sections"].items() if k.startswith("Predictive caching"))
+    assert cache["sites"] > 0 and cache["windows_scored"] >= 1 and cache["requests_scored"] > 0
+    assert cache["s3_documents_agree"] > 0 and cache["s3_documents_differ"] == 0 and cache["s3_documents_missing"] == 0
+    glance = report["sections"]["This run next to the benchmarks"]
+    assert glance["figures_compared"] == glance["agree"] + glance["disagree"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import logging
 import os
 import signal
@@ -372,8 +373,36 @@ def _patch_dynamodb() -> None:
             return parse_attribute_value(value, self._blob_parser)
         return parse_structure(self, shape, value)
 
+    parse_map = BaseJSONParser._parse_map
+
+    def parse_map_fast(self: Any, shape: Any, value: Any) -> Any:
+        if shape.value.name == "AttributeValue" and isinstance(value, dict):
+            parsed = self.MAP_TYPE()
+            for k, v in value.items():
+                parsed[k] = parse_attribute_value(v, self._blob_parser)
+            return parsed
+        return parse_map(self, shape, value)
+
     BaseJSONParser._parse_structure = parse_structure_fast  # type: ignore[method-assign]
+    BaseJSONParser._parse_map = parse_map_fast  # type: ignore[method-assign]
     DynamoType.size = dynamo_type_size  # type: ignore[assignment,method-assign]
+
+    def dynamo_type_init(self: Any, type_as_dict: Any) -> None:
+        # moto's constructor, without building two lists to read a one-key dict
+        if type(type_as_dict) is DynamoType:
+            self.type, self.value = type_as_dict.type, type_as_dict.value
+        elif type(type_as_dict) is dict and type_as_dict:
+            for self.type, self.value in type_as_dict.items():
+                break
+        else:  # whatever moto does with anything else (its errors included)
+            self.type = list(type_as_dict)[0]  # noqa: RUF015  (moto's exact errors)
+            self.value = list(type_as_dict.values())[0]  # noqa: RUF015
+        if self.type == "L":
+            self.value = [DynamoType(v) for v in self.value]
+        elif self.type == "M":
+            self.value = {k: DynamoType(v) for k, v in self.value.items()}
+
+    DynamoType.__init__ = dynamo_type_init  # type: ignore[method-assign]
 
     def item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
         # moto checks the 400 KB limit on every attribute it sets, re-sizing the whole item each
@@ -403,6 +432,20 @@ def _patch_dynamodb() -> None:
 
     Item.__init__ = item_init  # type: ignore[method-assign]
     Item.size = item_size  # type: ignore[method-assign]
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    backend_for_host = DomainDispatcherApplication.get_backend_for_host
+
+    def backend_for_host_cached(self: Any, host: str | None) -> Any:
+        # moto lists its package folder and tries every service's URL pattern on every request
+        # (under a lock every request takes); the answer depends on the host alone.
+        cache = self.__dict__.setdefault("_ss_backend_for_host", {})
+        if host not in cache:
+            cache[host] = backend_for_host(self, host)
+        return cache[host]
+
+    DomainDispatcherApplication.get_backend_for_host = backend_for_host_cached  # type: ignore[method-assign]
 
     from moto.dynamodb import responses as dynamodb_responses
     from moto.dynamodb.models import DynamoDBBackend
@@ -471,18 +514,61 @@ def _patch_dynamodb() -> None:
 
     query = Table.query
 
-    def sorted_items(self: Any) -> list[Any]:
-        # all_items' order, (hash key, range key), compared by their cast values as DynamoType
-        # compares them, without a Python-level __lt__ per comparison.
+    def listing(self: Any) -> tuple[list[Any], list[tuple[Any, ...]]]:
+        """The table's items in all_items' order, (hash key, range key) compared by the cast
+        values DynamoType compares, and those keys. Kept until the table's items change (a put
+        or delete bumps the table's version; in-place updates the generation), so the pages of
+        one Scan sort the table once, not once per page."""
+        stamp = (id(self.items), self.__dict__.get("_ss_version", 0), _generation[0])
+        memo = self.__dict__.get("_ss_listing")
+        if memo is not None and memo[0] == stamp:
+            return memo[1], memo[2]
         items: list[Any] = []
-        for partition in self.items.values():
+        for partition in list(self.items.values()):
             if self.range_key_attr:
                 items.extend(partition.values())
             else:
                 items.append(partition)
-        if self.range_key_attr:
-            return sorted(items, key=lambda x: (x.hash_key.cast_value, x.range_key.cast_value))
-        return sorted(items, key=lambda x: x.hash_key.cast_value)
+        keys: list[tuple[Any, ...]] = (
+            [(x.hash_key.cast_value, x.range_key.cast_value) for x in items]
+            if self.range_key_attr
+            else [(x.hash_key.cast_value,) for x in items]
+        )
+        keyed = sorted(zip(keys, items, strict=True), key=lambda kx: kx[0])  # keys are unique
+        result = [x for _, x in keyed], [k for k, _ in keyed]
+        self._ss_listing = (stamp, *result)
+        return result
+
+    def sorted_items(self: Any) -> list[Any]:
+        return list(listing(self)[0])  # a copy: callers may reorder what they get
+
+    def versioned(method: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._ss_version = self.__dict__.get("_ss_version", 0) + 1
+
+        return wrapper
+
+    Table.put_item = versioned(Table.put_item)  # type: ignore[method-assign]
+    Table.delete_item = versioned(Table.delete_item)  # type: ignore[method-assign]
+
+    def start_after(self: Any, start: dict[str, Any] | None) -> int | None:
+        """Where the page after ``start`` begins in listing() order: the first item moto's
+        _item_comes_before_dct would not skip (None when the key is not one this table's key
+        types describe; the caller then skips item by item as moto does)."""
+        if start is None:
+            return 0
+        attrs = [self.hash_key_attr] + ([self.range_key_attr] if self.range_key_attr else [])
+        types = [self.hash_key_type] + ([self.range_key_type] if self.range_key_attr else [])
+        key = []
+        for attr, kind in zip(attrs, types, strict=True):
+            value = start.get(attr)
+            if not isinstance(value, dict) or list(value) != [kind]:
+                return None
+            key.append(DynamoType(value).cast_value)
+        return bisect.bisect_right(listing(self)[1], tuple(key))
 
     def partition_items(self: Any) -> list[Any]:
         wanted = getattr(_partition, "key", None)
@@ -534,16 +620,19 @@ def _patch_dynamodb() -> None:
         # moto's own loop (same order, pages, filters and counts) with each item's size computed
         # once instead of twice, and no deep copy of every item returned: the response is built
         # from fresh dicts (DynamoResult) and a projection builds new items, so nothing the
-        # caller gets can reach the stored item.
+        # caller gets can reach the stored item. A page starts at its ExclusiveStartKey by
+        # bisection instead of comparing every item before it.
         if index_name:
             return scan(self, filters, limit, exclusive_start_key, filter_expression, index_name,  # type: ignore[no-any-return]
                         consistent_read, projection_expression, segments)
         results: list[Any] = []
         result_size = scanned_count = 0
         last_evaluated_key = None
-        previous_page = exclusive_start_key is not None
         hash_attrs, range_attrs = [self.hash_key_attr], [self.range_key_attr]
-        for item in self.all_items():
+        items = listing(self)[0]
+        first = start_after(self, exclusive_start_key)
+        previous_page = first is None
+        for item in items if first is None else items[first:]:
             if not item.is_within_segment(segments):
                 continue
             if previous_page:

@@ -32,6 +32,7 @@ if sys.argv[1] == "patched":
     assert Item.size.__name__ == "item_size"
     assert BaseJSONParser._parse_structure.__name__ == "parse_structure_fast"
     assert DynamoType.size.__name__ == "dynamo_type_size"
+    assert DynamoType.__init__.__name__ == "dynamo_type_init"
 item = {
     "pk": {"S": "seg#rnd#US|wifi|tv"}, "sk": {"S": "day#2026-01-01#shard-0"},
     "n_int": {"N": "42"}, "n_float": {"N": "0.125"}, "blob": {"B": b"\x00\x01sketch\xff"},
@@ -152,6 +153,29 @@ with mock_aws():
                   ExpressionAttributeValues={":s": {"S": "changed"}, ":one": {"N": "1"}})
     c.transact_write_items(TransactItems=[{"Update": {"TableName": "t", "Key": {"pk": {"S": "p3"}, "sk": {"S": "s0003"}},
                                                       "UpdateExpression": "SET #pad = :p", "ExpressionAttributeNames": {"#pad": "pad"}, "ExpressionAttributeValues": {":p": {"S": "q" * 50000}}}}])
+    # pages of a scan while the table changes between them (a put after the cursor, a delete
+    # before it, a new item that sorts first)
+    first = c.scan(TableName="t", Limit=50)
+    c.put_item(TableName="t", Item={"pk": {"S": "p9"}, "sk": {"S": "s9999"}, "n": {"N": "1"}})
+    c.put_item(TableName="t", Item={"pk": {"S": "a0"}, "sk": {"S": "s0000"}, "n": {"N": "2"}})
+    c.delete_item(TableName="t", Key={"pk": first["Items"][3]["pk"], "sk": first["Items"][3]["sk"]})
+    rest = pages("scan", Limit=60, ExclusiveStartKey=first["LastEvaluatedKey"])
+    first.pop("ResponseMetadata", None)
+    out["scan_while_changing"] = [first, *rest]
+    # a table with a hash key only
+    c.create_table(TableName="h", BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                   AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}])
+    for i in range(40):
+        c.put_item(TableName="h", Item={"id": {"N": str((i * 37) % 101 - 50)}, "v": value(1)})
+    kw = {"TableName": "h", "Limit": 7}
+    out["hash_only_pages"] = []
+    while True:
+        r = c.scan(**kw)
+        r.pop("ResponseMetadata", None)
+        out["hash_only_pages"].append(r)
+        if "LastEvaluatedKey" not in r:
+            break
+        kw["ExclusiveStartKey"] = r["LastEvaluatedKey"]
     out["after_update_get"] = c.get_item(TableName="t", Key=key)["Item"]
     out["after_update_scan"] = pages("scan")
     out["after_update_query"] = pages("query", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p3"}})
@@ -196,6 +220,8 @@ def test_patched_moto_answers_every_call_exactly_as_moto() -> None:
     assert patched["after_update_get"]["body"] == {"M": {"nested": {"L": [{"S": "changed"}, {"B": {"bytes": "01"}}]}}}
     assert patched["after_update_get"]["n"] == {"N": "3"} and "pad" not in patched["after_update_get"]
     assert [p["Count"] for p in patched["after_update_scan"]] != [p["Count"] for p in patched["scan"]]  # pages moved
+    assert sum(p["Count"] for p in patched["scan_while_changing"]) == 241  # the first page, then 190 + 1 put after the cursor
+    assert sum(p["Count"] for p in patched["hash_only_pages"]) == 40 and len(patched["hash_only_pages"]) == 6
     assert patched["size_limit"]["404980"] == "stored"
     assert patched["size_limit"]["404990"][0] == "ValidationException"
 

@@ -231,14 +231,19 @@ def run(
                         _put(stack, chunk)
                         stack.drain()
                         bar.update(len(chunk))
+                else:
+                    stack.drain()  # a pending tick is delivered before the clock moves on
                 stack.clock.advance_to(end)
                 if end > t0.timestamp():
                     # Fill windows inside the replay period only: after it come labels, no plays.
+                    # The schedule fires and the next window's records flow at once, as in the
+                    # cloud (the tick is delivered by the next drain); it publishes from closed
+                    # windows only, so the plays arriving meanwhile do not change what it writes.
                     if end < t0.timestamp() + plan.days * 86400:
                         stack.tick("cache_hints")
-                        stack.drain()
                     if (end - t0.timestamp()) % 86400 == 0:
                         truth["recs_windows"].append(recs_section.after_window(stack, truth, end))
+            stack.drain()  # a tick fired at the last boundary
         timings["replay_s"] = time.perf_counter() - tic
         ctx = JobContext(stack=stack, out=out, truth=truth, data_dir=data_dir, quick=quick, timings=timings)
         tic = time.perf_counter()

@@ -36,8 +36,10 @@ from __future__ import annotations
 import argparse
 import base64
 import bisect
+import io
 import logging
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -677,7 +679,36 @@ def _patch_dynamodb() -> None:
     Table.scan = table_scan  # type: ignore[method-assign]
 
 
+#: Connections kept open after their response (KeepAliveRequestHandler). After each response
+#: werkzeug reads whatever else the client has sent, for 10 ms, to discard an unread body: on
+#: a kept connection that is the next request, so its selector reports these as idle.
+_KEEP_ALIVE: set[Any] = set()
+
+
+class _Selectors:
+    """werkzeug.serving's ``selectors``: the post-response drain skips kept-alive connections
+    (their body was read in full before the application ran); others drain as before."""
+
+    EVENT_READ = selectors.EVENT_READ
+
+    class DefaultSelector:
+        def __init__(self) -> None:
+            self._inner = selectors.DefaultSelector()
+            self._idle = False
+
+        def register(self, fileobj: Any, events: int) -> Any:
+            self._idle = fileobj in _KEEP_ALIVE
+            return self._inner.register(fileobj, events)
+
+        def select(self, timeout: float | None = None) -> list[Any]:
+            return [] if self._idle else self._inner.select(timeout)
+
+        def close(self) -> None:
+            self._inner.close()
+
+
 def _make_server(host: str, port: int) -> Any:
+    import werkzeug.serving
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -685,6 +716,7 @@ def _make_server(host: str, port: int) -> Any:
     )
     from werkzeug.serving import make_server
 
+    werkzeug.serving.selectors = _Selectors  # type: ignore[assignment]
     apply_patches()
     moto_app = DomainDispatcherApplication(create_backend_app)
 
@@ -696,7 +728,40 @@ def _make_server(host: str, port: int) -> Any:
             return [b"ok"]
         return moto_app(environ, start_response)
 
-    return make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    class KeepAliveRequestHandler(MotoRequestHandler):
+        """werkzeug's development server closes every connection after its response, since
+        http.server cannot skip a request body the application left unread: every AWS call
+        then paid a TCP connect and a new server thread (botocore's connection pool never got
+        a connection back). Here the body is read before the application runs, so the next
+        request line is where it should be, and the connection stays open unless the request
+        was chunked or the response is (those still close)."""
+
+        # The status line, headers and body leave in separate writes: with Nagle's algorithm a
+        # kept connection waits for the client's delayed ACK (~40 ms) before the body.
+        disable_nagle_algorithm = True
+
+        def make_environ(self) -> dict[str, Any]:
+            environ: dict[str, Any] = super().make_environ()
+            self._keep_alive = "wsgi.input_terminated" not in environ  # not a chunked request
+            if self._keep_alive:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                environ["wsgi.input"] = io.BytesIO(self.rfile.read(length) if length > 0 else b"")
+                _KEEP_ALIVE.add(self.connection)
+            return environ
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if keyword.lower() == "transfer-encoding":
+                self._keep_alive = False  # a chunked response: its end is the connection's
+                _KEEP_ALIVE.discard(self.connection)
+            if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "_keep_alive", False):
+                return
+            super().send_header(keyword, value)
+
+        def finish(self) -> None:
+            _KEEP_ALIVE.discard(self.connection)
+            super().finish()
+
+    return make_server(host, port, app, threaded=True, request_handler=KeepAliveRequestHandler)
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -302,3 +302,41 @@ def test_query_lists_one_partition_in_order_with_paging(ddb: Any) -> None:
     assert ddb.query(TableName="t", KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "none"}})["Items"] == []
     # a scan still sees every partition
     assert ddb.scan(TableName="t")["Count"] == 30
+
+
+def test_connections_stay_open_between_requests() -> None:
+    """One TCP connection carries request after request (werkzeug's server closed each one),
+    a chunked request still gets its answer and then the connection closes."""
+    import http.client
+
+    server = MotoServer("process")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        headers = {
+            "Content-Type": "application/x-amz-json-1.0",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+        }
+        create = {"TableName": "k", "BillingMode": "PAY_PER_REQUEST", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                  "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]}
+        answers = []
+        for target, body in [("CreateTable", create), ("PutItem", {"TableName": "k", "Item": {"pk": {"S": "a"}}}),
+                             ("ListTables", {}), ("GetItem", {"TableName": "k", "Key": {"pk": {"S": "a"}}})]:
+            conn.request("POST", "/", body=json.dumps(body), headers={**headers, "X-Amz-Target": f"DynamoDB_20120810.{target}"})
+            resp = conn.getresponse()
+            answers.append((resp.status, resp.getheader("Connection"), json.loads(resp.read())))
+        sock = conn.sock
+        assert [a[0] for a in answers] == [200, 200, 200, 200]
+        assert all(a[1] is None for a in answers)  # no "Connection: close"
+        assert answers[2][2] == {"TableNames": ["k"]} and answers[3][2] == {"Item": {"pk": {"S": "a"}}}
+        assert conn.sock is sock is not None  # still the first connection
+        # a chunked request body: answered, then the connection is closed
+        conn.putrequest("POST", "/")
+        for k, v in {**headers, "X-Amz-Target": "DynamoDB_20120810.ListTables", "Transfer-Encoding": "chunked"}.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        conn.send(b"2\r\n{}\r\n0\r\n\r\n")
+        resp = conn.getresponse()
+        assert (resp.status, resp.getheader("Connection"), json.loads(resp.read())) == (200, "close", {"TableNames": ["k"]})
+        conn.close()
+    finally:
+        server.stop()

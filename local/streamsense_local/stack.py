@@ -391,8 +391,10 @@ class LocalStack:
         self.close()
 
     def close(self) -> None:
-        for proc in self.processes.values():
-            proc.stop()
+        # Containers exit on their own once their pipe closes; stopping them one after the
+        # other waited for each interpreter's shutdown in turn.
+        with ThreadPoolExecutor(max_workers=max(1, len(self.processes))) as pool:
+            list(pool.map(lambda proc: proc.stop(), self.processes.values()))
         self.server.stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

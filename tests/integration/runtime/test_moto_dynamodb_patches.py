@@ -30,6 +30,8 @@ if sys.argv[1] == "patched":
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
     assert BaseJSONSerializer._serialize_type_structure.__name__ == "serialize_structure"
     assert Item.size.__name__ == "item_size"
+    from moto.dynamodb.models.table import Table
+    assert Table.query.__name__ == "partition_query"
     assert BaseJSONParser._parse_structure.__name__ == "parse_structure_fast"
     assert DynamoType.size.__name__ == "dynamo_type_size"
     assert DynamoType.__init__.__name__ == "dynamo_type_init"
@@ -144,6 +146,13 @@ with mock_aws():
     out["query"] = pages("query", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p3"}})
     out["query_back"] = pages("query", KeyConditionExpression="pk = :p AND begins_with(sk, :s)", Limit=5,
                               ScanIndexForward=False, ExpressionAttributeValues={":p": {"S": "p5"}, ":s": {"S": "s01"}})
+    out["query_filter_projection"] = pages(
+        "query", KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b", FilterExpression="n > :v",
+        ProjectionExpression="sk, n, body", Limit=9,
+        ExpressionAttributeValues={":p": {"S": "p4"}, ":a": {"S": "s0050"}, ":b": {"S": "s0200"}, ":v": {"N": "80"}})
+    out["query_legacy_filter"] = pages(
+        "query", KeyConditions={"pk": {"AttributeValueList": [{"S": "p6"}], "ComparisonOperator": "EQ"}},
+        QueryFilter={"n": {"AttributeValueList": [{"N": "100"}], "ComparisonOperator": "GT"}})
     out["get"] = c.get_item(TableName="t", Key={"pk": {"S": "p1"}, "sk": {"S": "s0001"}})["Item"]
     # in-place changes (UpdateItem, transactions) after the items were read once: reads see them
     key = {"pk": {"S": "p2"}, "sk": {"S": "s0002"}}
@@ -222,6 +231,8 @@ def test_patched_moto_answers_every_call_exactly_as_moto() -> None:
     assert [p["Count"] for p in patched["after_update_scan"]] != [p["Count"] for p in patched["scan"]]  # pages moved
     assert sum(p["Count"] for p in patched["scan_while_changing"]) == 241  # the first page, then 190 + 1 put after the cursor
     assert sum(p["Count"] for p in patched["hash_only_pages"]) == 40 and len(patched["hash_only_pages"]) == 6
+    assert [i["sk"]["S"] for p in patched["query_filter_projection"] for i in p["Items"]][:3] == ["s0081", "s0088", "s0095"]
+    assert all(int(i["n"]["N"]) > 100 for p in patched["query_legacy_filter"] for i in p["Items"])
     assert patched["size_limit"]["404980"] == "stored"
     assert patched["size_limit"]["404990"][0] == "ValidationException"
 

@@ -4,17 +4,17 @@ each sample does what it should to the domain code on in-memory storage."""
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import json
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from kinesis_samples import outcomes as record_outcomes
 from streamsense.caching.aggregate import window_plays
 from streamsense.caching.service import CacheHints, HintsConfig
 from streamsense.caching.store import latest_hints
-from streamsense.events import BadEvent, parse_event
+from streamsense.events import parse_event
 from streamsense.pipeline import Parsed
 from streamsense.storage import MemoryObjectStore, MemoryTable
 
@@ -22,30 +22,9 @@ FOLDER = Path(__file__).resolve().parents[3] / "events" / "cache_hints"
 KINESIS = sorted(p for p in FOLDER.glob("*.json") if not p.name.endswith(".expect.json") and "Records" in json.loads(p.read_text()))
 
 
-def outcomes(path: Path) -> list[str]:
-    out = []
-    for r in json.loads(path.read_text())["Records"]:
-        k = r["kinesis"]
-        assert r["eventID"] == f"shardId-000000000000:{k['sequenceNumber']}"
-        assert r["eventSourceARN"].endswith(":stream/streamsense-local-playback")
-        try:
-            data = base64.b64decode(k["data"], validate=True)
-        except (binascii.Error, ValueError):
-            out.append("undecodable")
-            continue
-        try:
-            event = parse_event(data)
-        except BadEvent as exc:
-            out.append(exc.reason)
-            continue
-        assert event.account_id == k["partitionKey"]
-        out.append("ok")
-    return out
-
-
 @pytest.mark.parametrize("path", KINESIS, ids=[p.name for p in KINESIS])
 def test_sample_records(path: Path) -> None:
-    got = outcomes(path)
+    got = record_outcomes(path)
     sidecar = path.with_name(path.stem + ".expect.json")
     if sidecar.is_file():
         assert sorted(o for o in got if o != "ok") == sorted(json.loads(sidecar.read_text())["quarantine"])

@@ -3,13 +3,11 @@ their names say (regenerate with qoe_make_events.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from pathlib import Path
 
 import pytest
-from streamsense.events import BadEvent, parse_event
+from kinesis_samples import outcomes as record_outcomes
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 FILES = sorted(
@@ -20,30 +18,9 @@ FILES = sorted(
 )
 
 
-def _outcomes(path: Path) -> list[str]:
-    out = []
-    for r in json.loads(path.read_text())["Records"]:
-        k = r["kinesis"]
-        assert r["eventID"] == f"shardId-000000000000:{k['sequenceNumber']}"
-        assert r["eventSourceARN"].endswith(":stream/streamsense-local-playback")
-        try:
-            data = base64.b64decode(k["data"], validate=True)
-        except (binascii.Error, ValueError):
-            out.append("undecodable")
-            continue
-        try:
-            event = parse_event(data)
-        except BadEvent as exc:
-            out.append(exc.reason)
-            continue
-        assert event.account_id == k["partitionKey"]
-        out.append("ok")
-    return out
-
-
 @pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.name}/{p.name}" for p in FILES])
 def test_sample_records(path: Path) -> None:
-    outcomes = _outcomes(path)
+    outcomes = record_outcomes(path)
     name = path.stem
     sidecar = path.with_name(name + ".expect.json")
     if sidecar.is_file():

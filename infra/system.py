@@ -164,6 +164,25 @@ class System:
                 return fn
         raise KeyError(f"no function named {name!r}")
 
+    def only(self, name: str, *functions: str) -> System:
+        """The part of the system a few functions need (their triggers, on-failure queues,
+        declared access, and those queues' dead-letter queues): a smaller stack for tests."""
+        fns = tuple(self.function(f) for f in functions)
+        used: set[str] = set()
+        for fn in fns:
+            used |= {a.resource for a in fn.access}
+            for t in fn.triggers:
+                used |= {getattr(t, attr) for attr in ("stream", "bucket", "queue", "on_failure") if hasattr(t, attr)}
+        used |= {q.dead_letter_queue for q in self.queues if q.name in used and q.dead_letter_queue}
+        return System(
+            name=name,
+            streams=tuple(r for r in self.streams if r.name in used),
+            tables=tuple(r for r in self.tables if r.name in used),
+            buckets=tuple(r for r in self.buckets if r.name in used),
+            queues=tuple(r for r in self.queues if r.name in used),
+            functions=fns,
+        )
+
     def validate(self) -> None:
         """Fail fast on a description that cannot be built (dangling names, duplicates)."""
         names = [r.name for g in (self.streams, self.tables, self.buckets, self.queues) for r in g]

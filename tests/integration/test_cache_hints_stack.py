@@ -18,17 +18,10 @@ from streamsense.storage import DynamoTable
 from streamsense_local.samples import Sample, run_sample
 from streamsense_local.stack import LocalStack
 
-from infra.system import SYSTEM, System
+from infra.system import SYSTEM
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "cache_hints"
-CACHE_SYSTEM = System(
-    name="cache-it",
-    streams=tuple(s for s in SYSTEM.streams if s.name == "playback"),
-    tables=tuple(t for t in SYSTEM.tables if t.name == "cache"),
-    buckets=tuple(b for b in SYSTEM.buckets if b.name == "hints"),
-    queues=tuple(q for q in SYSTEM.queues if q.name in {"quarantine", "failures"}),
-    functions=(SYSTEM.function("cache_hints"),),
-)
+CACHE_SYSTEM = SYSTEM.only("cache-it", "cache_hints")
 
 pytestmark = pytest.mark.xdist_group("cache_stack")
 

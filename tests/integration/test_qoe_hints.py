@@ -17,20 +17,13 @@ from streamsense.storage import DynamoTable
 from streamsense_local.samples import Sample, run_sample
 from streamsense_local.stack import LocalStack
 
-from infra.system import SYSTEM, System
+from infra.system import SYSTEM
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SEQ0 = (
     49654283920018742934872003215498210357438729384723945410  # the samples' first sequence number
 )
-QOE_SYSTEM = System(
-    name="qoe-it",
-    streams=tuple(s for s in SYSTEM.streams if s.name == "playback"),
-    tables=tuple(t for t in SYSTEM.tables if t.name == "qoe"),
-    buckets=(),
-    queues=tuple(q for q in SYSTEM.queues if q.name in {"quarantine", "failures"}),
-    functions=(SYSTEM.function("qoe_hints"),),
-)
+QOE_SYSTEM = SYSTEM.only("qoe-it", "qoe_hints")
 
 pytestmark = pytest.mark.xdist_group("qoe_stack")
 

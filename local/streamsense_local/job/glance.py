@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from streamsense_local.job.sections import Section, Table
+from streamsense_local.job.sections.cache import BENCH_CAPACITY  # the job's sites' capacity share
 
 HEADER = ["area", "figure", "this run", "benchmark", "agreement rule", "agree", "why they differ"]
 
@@ -120,7 +121,6 @@ def _recs(h: Mapping[str, Any], bench: Mapping[str, Any] | None) -> list[Row]:
                 "(one time cutoff); protocol B holds out 10% of each of ~61 members' plays, 10 seeds")]
 
 
-CACHE_CAPACITY = "5pct"  # the capacity share the job's edge sites get (sections.cache.BENCH_CAPACITY)
 QOE_FAMILIES = (("wifi", "fcc-sd"), ("ethernet", "fcc-hd"), ("cellular_3g", "norway-3g"))
 
 
@@ -164,35 +164,38 @@ def _content(h: Mapping[str, Any], bench: Mapping[str, Any] | None) -> list[Row]
                 "the benchmark: Open Bandit's random log, clicks")]
 
 
+BENCHMARKS = ("fraud", "recs", "abr", "cache", "bandit")
+
+
+def _load(path: Path) -> Mapping[str, Any] | None:
+    """A benchmark's last result; None when it was never run here or the file is unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, Mapping) else None
+
+
 def section(sections: Sequence[Section], directory: Path | None = None) -> Section:
     directory = directory or bench_dir()
-
-    def load(name: str) -> Mapping[str, Any] | None:
-        path = directory / f"{name}.json"
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, Mapping) else None
+    bench = {n: _load(directory / f"{n}.json") for n in BENCHMARKS}
 
     def headline(prefix: str) -> Mapping[str, Any]:
         return next((s.headline for s in sections if s.title.startswith(prefix)), {})
 
-    cache_bench = load("cache")
-    capacity = CACHE_CAPACITY
     rows = [
-        *_fraud(headline("Fraud"), load("fraud")),
-        *_recs(headline("Recommendations"), load("recs")),
-        *_qoe(headline("ABR QoE"), load("abr")),
-        *_cache(headline("Predictive caching"), cache_bench, capacity),
-        *_content(headline("Dynamic content"), load("bandit")),
+        *_fraud(headline("Fraud"), bench["fraud"]),
+        *_recs(headline("Recommendations"), bench["recs"]),
+        *_qoe(headline("ABR QoE"), bench["abr"]),
+        *_cache(headline("Predictive caching"), bench["cache"], BENCH_CAPACITY),
+        *_content(headline("Dynamic content"), bench["bandit"]),
     ]
     out = Section("This run next to the benchmarks")
     out.headline = {
         "figures_compared": sum(r.agree is not None for r in rows),
         "agree": sum(r.agree is True for r in rows),
         "disagree": sum(r.agree is False for r in rows),
-        "benchmarks_found": ", ".join(n for n in ("fraud", "recs", "abr", "cache", "bandit") if load(n) is not None) or "none",
+        "benchmarks_found": ", ".join(n for n in BENCHMARKS if bench[n] is not None) or "none",
     }
     out.tables.append(Table("headline figures: this run (from what the functions wrote) and the last `make bench` here", HEADER,
                             [r.cells() for r in rows]))

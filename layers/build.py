@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 import tomllib
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,6 +240,30 @@ def tree_size(path: Path) -> tuple[int, int]:
             total += p.stat().st_size
             count += 1
     return total, count
+
+
+# The CDK CLI zips asset folders with yazl's default deflate (zlib level 6): the same here.
+ZIP_LEVEL = 6
+
+
+def write_zip(path: Path, sink: Any) -> None:
+    """The folder as a deflated zip, the way the CDK CLI uploads an asset: files in sorted
+    order, fixed timestamps, so the same tree gives the same bytes."""
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
+        for p in sorted(path.rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                info = zipfile.ZipInfo(p.relative_to(path).as_posix(), (1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = (p.stat().st_mode & 0xFFFF) << 16
+                zf.writestr(info, p.read_bytes(), compresslevel=ZIP_LEVEL)
+
+
+def zipped_size(path: Path) -> int:
+    """Bytes of ``write_zip(path)``: what is stored and downloaded for a layer. Lambda's own
+    limit is on the unzipped size."""
+    with tempfile.TemporaryFile() as sink:
+        write_zip(path, sink)
+        return sink.tell()
 
 
 def _is_test_dir(path: Path) -> bool:
@@ -440,6 +465,7 @@ class LayerResult:
     stripped: StripReport
     packages: dict[str, str]
     seconds: float
+    zipped_bytes: int = 0
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -450,6 +476,8 @@ class LayerResult:
             "bytes": self.bytes,
             "mb": round(self.bytes / 2**20, 2),
             "files": self.files,
+            "zipped_bytes": self.zipped_bytes,
+            "zipped_mb": round(self.zipped_bytes / 2**20, 2),
             "packages": self.packages,
             "stripped_bytes": dict(sorted(self.stripped.bytes.items())),
             "stripped_files": dict(sorted(self.stripped.files.items())),
@@ -501,11 +529,14 @@ def build_python_layer(
     if missing:
         raise RuntimeError(f"{key}: unmet run-time requirements: {missing}")
     size, files = tree_size(tmp)
+    zipped = zipped_size(tmp)
     _swap_into_place(tmp, final)
     packages = {n: res.packages[n].version for n in sorted(names)}
     if with_code:
         packages["streamsense"] = "(shared/streamsense)"
-    return LayerResult(key, final, size, files, stripped, packages, time.perf_counter() - started)
+    return LayerResult(
+        key, final, size, files, stripped, packages, time.perf_counter() - started, zipped
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -618,11 +649,12 @@ def build_model_layer(out: Path, models: Path = BUILD_MODELS) -> LayerResult:
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     stripped = strip(tmp)
     size, files = tree_size(tmp)
+    zipped = zipped_size(tmp)
     _swap_into_place(tmp, final)
     packages = {e["model"]: str(e["version"]) for e in manifest["models"]}
     notes = [manifest["note"]] if "note" in manifest else []
     return LayerResult(
-        "model", final, size, files, stripped, packages, time.perf_counter() - started, notes
+        "model", final, size, files, stripped, packages, time.perf_counter() - started, zipped, notes
     )
 
 
@@ -683,15 +715,18 @@ def used_layers(system: System) -> list[tuple[str, str]]:
 
 
 def print_table(sizes: Mapping[str, Any]) -> None:
-    print(f"\n{'layer':<18}{'MB':>9}{'files':>8}{'stripped MB':>13}  packages")
+    print(f"\n{'layer':<18}{'MB':>9}{'zip MB':>9}{'files':>8}{'stripped MB':>13}  packages")
     for key, layer in sizes["layers"].items():
         stripped = layer["stripped_total_bytes"] / 2**20
+        zipped = layer.get("zipped_mb", float("nan"))  # absent in a sizes.json from before
         pk = ", ".join(f"{n} {v}" for n, v in layer["packages"].items()) or "-"
-        print(f"{key:<18}{layer['mb']:>9.2f}{layer['files']:>8}{stripped:>13.2f}  {pk[:90]}")
+        print(
+            f"{key:<18}{layer['mb']:>9.2f}{zipped:>9.2f}{layer['files']:>8}{stripped:>13.2f}  {pk[:90]}"
+        )
     if sizes.get("lambda_provided"):
         lp = sizes["lambda_provided"]
         print(
-            f"{'(left to runtime)':<18}{lp['mb']:>9.2f}{lp['files']:>8}{'':>13}  {', '.join(lp['packages'])}"
+            f"{'(left to runtime)':<18}{lp['mb']:>9.2f}{'':>9}{lp['files']:>8}{'':>13}  {', '.join(lp['packages'])}"
         )
     print(
         f"\n{'function':<18}{'MB':>9}{'headroom':>10}  layers (limit {LAMBDA_UNZIPPED_LIMIT_BYTES / 2**20:.0f} MB unzipped)"
@@ -754,7 +789,8 @@ def build(
                     lambda_provided = measure_provided(res, parts["provided"], arch)
         layer_sizes[result.key] = result.summary()
         print(
-            f"built {result.key}: {result.bytes / 2**20:.2f} MB in {result.seconds:.1f} s",
+            f"built {result.key}: {result.bytes / 2**20:.2f} MB ({result.zipped_bytes / 2**20:.2f} MB zipped)"
+            f" in {result.seconds:.1f} s",
             flush=True,
         )
 

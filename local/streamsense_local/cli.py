@@ -261,8 +261,11 @@ def cmd_query(args: argparse.Namespace) -> int:
         snapshot.load(stack, state)
         # a segment is REGION/NETWORK/DEVICE; every other id is one value
         parts = args.id.split("/") if args.kind == "segment" else [args.id]
-        print(_dump(fn(stack, *parts)))
-    return 0
+        answer = fn(stack, *parts)
+        print(_dump(answer))
+    # like grep: 1 when the id is well formed but the run has nothing for it (the answer still
+    # says what a new member, title or segment would get), 2 for a malformed or unknown kind
+    return 0 if answer.get("found", True) else 1
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
@@ -361,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from streamsense_local.job.queries import QUERIES
 
-    p = sub.add_parser("query", parents=[common], help="read what the last run wrote: " + ", ".join(QUERIES))
+    p = sub.add_parser("query", parents=[common], help="read what the last run wrote: " + ", ".join(QUERIES),
+                       epilog="exit status: 0 found; 1 nothing for this id in the run (the JSON says what a "
+                              "newcomer would get); 2 a malformed id or an unknown site/device")
     p.add_argument("kind", choices=sorted(QUERIES), help="; ".join(f"{k}: {v[2]}" for k, v in QUERIES.items()))
     p.add_argument("id")
     p.add_argument("--state", default=None, help="saved run state (default: .streamsense/last-run)")

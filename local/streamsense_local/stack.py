@@ -805,7 +805,9 @@ class LocalStack:
                     "cold_starts": st.cold_starts,
                     "init_ms": round(max(st.init_ms), 1) if st.init_ms else None,
                     "records_in": st.records_in,
-                    "applied": int(st.metrics.get("EventsApplied", 0)),
+                    # An S3-triggered function applies objects (a whole export each), a stream
+                    # or queue consumer applies records.
+                    "applied": int(st.metrics.get("EventsApplied", 0) + st.metrics.get("ObjectsApplied", 0)),
                     "quarantined": int(
                         st.metrics.get("EventsQuarantined", 0) + st.metrics.get("RowsQuarantined", 0) + st.metrics.get("ObjectsRejected", 0)
                     ),

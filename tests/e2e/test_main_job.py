@@ -50,6 +50,8 @@ def test_every_function_received_and_applied_its_records(quick_run: tuple[Path, 
     assert per["cache_hints"]["errors"] == 0
     # recs_trainer: the catalogue's movies.csv and tags.csv (train nothing), then the plays export
     assert per["fraud_trainer"]["records_in"] == 1 and per["recs_trainer"]["records_in"] == 3
+    # ... and each S3 object was applied (a trainer applies whole objects, not stream records)
+    assert per["fraud_trainer"]["applied"] == 1 and per["recs_trainer"]["applied"] == 3
     inputs = " ".join(report["inputs"])
     assert "MovieLens" in inputs and "Handbook" in inputs and "Simulator" in inputs
     assert set(result["timings_s"]) >= {"inputs_s", "trainers_s", "replay_s", "report_s", "wall_s"}
@@ -118,3 +120,17 @@ def test_cache_section_scores_published_hints(quick_run: tuple[Path, dict]) -> N
     assert cache["s3_documents_agree"] > 0 and cache["s3_documents_differ"] == 0 and cache["s3_documents_missing"] == 0
     glance = report["sections"]["This run next to the benchmarks"]
     assert glance["figures_compared"] == glance["agree"] + glance["disagree"]
+
+
+def test_query_exit_status_says_whether_the_run_knows_the_id(quick_run: tuple[Path, dict]) -> None:
+    out, _ = quick_run
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "streamsense_local", "query", *argv, "--state", str(out / "state")],
+                              capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
+
+    unknown = run("account", "no-such-account")
+    assert unknown.returncode == 1, unknown.stderr[-2000:]
+    assert json.loads(unknown.stdout)["found"] is False
+    malformed = run("segment", "US")
+    assert malformed.returncode == 2 and "REGION/NETWORK/DEVICE" in malformed.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,24 @@ def test_strip_removes_only_what_is_not_run(tmp_path: Path) -> None:
         "dist-info RECORD/INSTALLER": 19,
         "console scripts": 31,
     }
+
+
+def test_zipped_size_is_the_deflated_zip_of_the_tree(tmp_path: Path) -> None:
+    tree = tmp_path / "layer"
+    (tree / "python" / "pkg").mkdir(parents=True)
+    (tree / "python" / "pkg" / "zeros.bin").write_bytes(bytes(100_000))
+    (tree / "python" / "pkg" / "__init__.py").write_text("x = 1\n")
+    archive = tmp_path / "layer.zip"
+    with archive.open("wb") as sink:
+        lb.write_zip(tree, sink)
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.namelist() == ["python/pkg/__init__.py", "python/pkg/zeros.bin"]
+        assert zf.read("python/pkg/zeros.bin") == bytes(100_000)
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    size = lb.zipped_size(tree)
+    assert size == archive.stat().st_size == lb.zipped_size(tree)  # deterministic
+    assert size < 1_000 < lb.tree_size(tree)[0]  # 100 kB of zeros deflate to a few hundred bytes
 
 
 def test_extension_tags_are_checked(tmp_path: Path) -> None:
@@ -214,6 +233,8 @@ def test_shared_layer_builds_from_the_lock(tmp_path: Path) -> None:
     summary = sizes["layers"]["shared-x86_64"]
     assert summary["bytes"] == lb.tree_size(layer)[0]
     assert 2 * 2**20 < summary["bytes"] < 40 * 2**20
+    assert summary["zipped_bytes"] == lb.zipped_size(layer)
+    assert 0 < summary["zipped_bytes"] < summary["bytes"]
     assert (
         sizes["functions"]["investigation"]["bytes"]
         == summary["bytes"] + sizes["functions"]["investigation"]["code_bytes"]
@@ -234,6 +255,8 @@ def test_built_layers_fit_lambdas_limit() -> None:
         assert fn["bytes"] <= LIMIT, name
         assert fn["unmeasured_layers"] == [], name
     assert sizes["layers"]["ml-x86_64"]["stripped_total_bytes"] > 0
+    for key, layer in sizes["layers"].items():
+        assert 0 < layer["zipped_bytes"] < layer["bytes"], key
 
 
 def test_function_imports_are_covered_by_declared_layers(resolution: lb.Resolution) -> None:

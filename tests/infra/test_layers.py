@@ -256,7 +256,16 @@ def test_built_layers_fit_lambdas_limit() -> None:
         assert fn["unmeasured_layers"] == [], name
     assert sizes["layers"]["ml-x86_64"]["stripped_total_bytes"] > 0
     for key, layer in sizes["layers"].items():
-        assert 0 < layer["zipped_bytes"] < layer["bytes"], key
+        assert layer["zipped_bytes"] > 0, key
+    # Wheels deflate to about a third; a near-empty layer (the model layer with only its
+    # manifest, before any training) zips larger than it is, by the zip headers alone.
+    for key in ("ml-x86_64", "shared-x86_64"):
+        if key in sizes["layers"]:
+            layer = sizes["layers"][key]
+            assert layer["zipped_bytes"] < 0.5 * layer["bytes"], key
+    model = sizes["layers"].get("model")
+    if model is not None and model["files"] == 1:  # the manifest alone
+        assert model["bytes"] < model["zipped_bytes"] < 1024
 
 
 def test_function_imports_are_covered_by_declared_layers(resolution: lb.Resolution) -> None:

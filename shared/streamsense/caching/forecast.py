@@ -113,6 +113,13 @@ class QuantileBinner:
         return out
 
 
+@dataclass(frozen=True)
+class FittedModel:
+    binner: QuantileBinner
+    model: object
+    config: ForecastConfig
+
+
 class DemandForecaster:
     def __init__(
         self,
@@ -147,14 +154,23 @@ class DemandForecaster:
 
     # ---- input --------------------------------------------------------------------------
 
-    def observe(self, demand: np.ndarray, observed: np.ndarray, global_demand: np.ndarray | None = None, *, refit: bool = True) -> None:
+    def observe(
+        self,
+        demand: np.ndarray,
+        observed: np.ndarray,
+        global_demand: np.ndarray | None = None,
+        *,
+        refit: bool = True,
+        label: bool = True,
+    ) -> None:
         """Append window ``self.state.n``; label the features held for it; refit if due
         (``refit=False`` when replaying a history whose only forecast comes at the end: call
-        ``fit()`` once after the last window)."""
+        ``fit()`` once after the last window; ``label=False`` when a fitted model is reused
+        (``use``): no training rows are needed then)."""
         demand = np.asarray(demand, np.float32)
         observed = np.asarray(observed, bool)
         w = self.state.n
-        if w >= 1 and self.config.scorer == "gbm":
+        if w >= 1 and label and self.config.scorer == "gbm":
             self._label(w, demand, observed)
         self._learn_launches(w, demand, observed)
         self.state.observe(demand, observed, global_demand)
@@ -255,6 +271,20 @@ class DemandForecaster:
         self._model = model
         self._model_window = self.state.n
         self.fits += 1
+
+    def fitted(self) -> FittedModel | None:
+        """The fitted scorer (binner + boosted trees), to reuse in a later forecast."""
+        if self._model is None or self._binner is None:
+            return None
+        return FittedModel(self._binner, self._model, self.config)
+
+    def use(self, fitted: FittedModel) -> None:
+        """Score with a model fitted earlier (on windows in the past of this forecast) instead
+        of fitting one: the features do not depend on title ids, so it fits any catalogue."""
+        if fitted.config != self.config:
+            raise ValueError("the fitted model was made with another forecaster config")
+        self._binner, self._model = fitted.binner, fitted.model
+        self._model_window = self.state.n
 
     def _rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = self.state.n
@@ -357,4 +387,4 @@ class DemandForecaster:
         return self.explain_many(region, np.array([title]))[0]
 
 
-__all__ = ["FEATURES", "DemandForecaster", "Forecast", "ForecastConfig", "Reason"]
+__all__ = ["FEATURES", "DemandForecaster", "FittedModel", "Forecast", "ForecastConfig", "Reason"]

@@ -4,13 +4,14 @@ within each site's fill budget, explained, idempotent per window, readable by th
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from streamsense.caching.aggregate import PlayRecord, aggregate
 from streamsense.caching.hints import Site
-from streamsense.caching.service import CacheHints, HintsConfig
+from streamsense.caching.service import PRODUCT_FORECAST, CacheHints, HintsConfig
 from streamsense.caching.store import TitleInfo, hints_for, latest_hints, site_item, title_item
 from streamsense.storage import MemoryObjectStore, MemoryTable
 from test_cache_aggregate import start  # type: ignore[import-not-found]
@@ -94,3 +95,26 @@ def test_a_launch_on_the_calendar_is_hinted_before_its_first_play() -> None:
     assert de["launch2"].predicted_demand > 0
     at = {e.title_id for e in hints_for(table, "vie-1", "2024-05-06T12:00Z")}
     assert "launch2" not in at  # no launch ever played in AT: no prior there
+
+
+def test_a_warm_container_refits_the_forecaster_every_few_windows() -> None:
+    # A model small enough for the seeded plays; refit every 2 windows (the product: 8).
+    fc = replace(PRODUCT_FORECAST, min_train_windows=2, min_train_rows=1, min_samples_leaf=1, max_iter=5)
+    cfg = HintsConfig(history_windows=6, rollup_windows=6, reactive_share=0.0, forecast=fc, refit_every=2)
+    table, bucket = seeded()
+    svc = CacheHints(table, bucket, cfg)
+    svc.publish(T0 + timedelta(hours=12, minutes=5))
+    assert svc.fits == 1 and svc.model is not None and svc.model[0] == T0 + timedelta(hours=12)
+    first = svc.model[1]
+    svc.publish(T0 + timedelta(hours=18))  # one window later: scored with the same model
+    assert svc.fits == 1 and svc.model[1] is first
+    svc.publish(T0 + timedelta(hours=24))  # two windows later: refitted on the longer history
+    assert svc.fits == 2 and svc.model[0] == T0 + timedelta(hours=24) and svc.model[1] is not first
+    # A cold container fits before its first forecast; a clock moved back never reuses a model
+    # fitted on windows after the forecast.
+    cold_table, cold_bucket = seeded()
+    cold = CacheHints(cold_table, cold_bucket, cfg)
+    cold.publish(T0 + timedelta(hours=18))
+    assert cold.fits == 1
+    cold.publish(T0 + timedelta(hours=12), force=True)
+    assert cold.fits == 2 and cold.model is not None and cold.model[0] == T0 + timedelta(hours=12)

@@ -243,7 +243,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     """Restore the last run's saved state into a fresh stack and read it."""
     from streamsense_local.job import snapshot
-    from streamsense_local.job.queries import resolve
+    from streamsense_local.job.queries import READS, resolve
     from streamsense_local.job.run import STATE_DIR
 
     fn = resolve(args.kind)
@@ -258,7 +258,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         print(f"no saved run at {state}: run `make run` first")
         return 1
     with _start(args, record_history=False) as stack:
-        snapshot.load(stack, state)
+        tables, buckets = READS[args.kind]
+        snapshot.load(stack, state, tables=tables, buckets=buckets, queues=False)
         # a segment is REGION/NETWORK/DEVICE; every other id is one value
         parts = args.id.split("/") if args.kind == "segment" else [args.id]
         answer = fn(stack, *parts)

@@ -37,6 +37,7 @@ import argparse
 import base64
 import bisect
 import io
+import json
 import logging
 import os
 import selectors
@@ -52,6 +53,9 @@ from urllib.parse import quote_plus
 _PATCHED = False
 _clock_offset_s = 0.0
 CLOCK_PATH = "/_streamsense/clock"
+#: POST {"table": physical name, "items": [wire JSON items]}: put them straight into moto's
+#: table (restoring a saved run for `query`: 67,000 items took ~40 s as BatchWriteItem calls).
+LOAD_PATH = "/_streamsense/dynamodb/load"
 
 
 def set_clock_offset(seconds: float) -> None:
@@ -758,6 +762,20 @@ class _Selectors:
             self._inner.close()
 
 
+def bulk_put(table_name: str, items: list[dict[str, Any]]) -> int:
+    """Put wire-JSON items into a table of any account and region through moto's backend (the
+    same put_item a PutItem request reaches, without the request around it)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    for regions in list(dynamodb_backends.values()):
+        for backend in list(regions.values()):
+            if table_name in backend.tables:
+                for item in items:
+                    backend.put_item(table_name, item)
+                return len(items)
+    raise KeyError(table_name)
+
+
 def _make_server(host: str, port: int) -> Any:
     import werkzeug.serving
     from moto.moto_server.werkzeug_app import (
@@ -777,6 +795,16 @@ def _make_server(host: str, port: int) -> Any:
             set_clock_offset(float(environ["wsgi.input"].read(length).decode()))
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok"]
+        if environ.get("PATH_INFO") == LOAD_PATH and environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(length))
+            try:
+                n = bulk_put(body["table"], body["items"])
+            except KeyError as exc:
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [f"no table {exc}".encode()]
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [str(n).encode()]
         return moto_app(environ, start_response)
 
     class KeepAliveRequestHandler(MotoRequestHandler):

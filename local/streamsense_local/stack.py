@@ -150,15 +150,16 @@ class RawDynamoDB:
             body["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def put_all(self, table_name: str, items: Sequence[dict[str, Any]]) -> None:
-        for i in range(0, len(items), 25):
-            pending: dict[str, Any] = {table_name: [{"PutRequest": {"Item": it}} for it in items[i : i + 25]]}
-            for _attempt in range(10):
-                pending = self.call("BatchWriteItem", {"RequestItems": pending}).get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(0.05)
-            if pending:
-                raise RuntimeError(f"BatchWriteItem on {table_name} kept leaving items unprocessed")
+        """Bulk-load items through the server's load endpoint (moto's put_item per item, no
+        request per 25): restoring a saved run, not a path any function takes."""
+        from streamsense_local.server import LOAD_PATH
+
+        url = self._url.rstrip("/") + LOAD_PATH
+        for i in range(0, len(items), 5_000):
+            chunk = list(items[i : i + 5_000])
+            resp = self._pool.request("POST", url, body=json.dumps({"table": table_name, "items": chunk}))
+            if resp.status != 200 or int(resp.data) != len(chunk):
+                raise RuntimeError(f"loading {table_name} failed: HTTP {resp.status}: {resp.data[:300]!r}")
 
 
 @dataclass
@@ -700,7 +701,7 @@ class LocalStack:
         return self._raw_dynamodb.scan(self.physical("table", table), **params)
 
     def batch_write_raw(self, table: str, items: Sequence[dict[str, Any]]) -> None:
-        """Put items given in DynamoDB's wire JSON (25 a call, unprocessed items retried)."""
+        """Put items given in DynamoDB's wire JSON straight into the local table (bulk load)."""
         self._raw_dynamodb.put_all(self.physical("table", table), items)
 
     def scan(self, table: str) -> list[dict[str, Any]]:

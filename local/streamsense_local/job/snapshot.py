@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,19 +46,27 @@ def save(stack: LocalStack, dest: Path) -> dict[str, int]:
     return counts
 
 
-def load(stack: LocalStack, src: Path) -> None:
+def load(
+    stack: LocalStack,
+    src: Path,
+    *,
+    tables: Collection[str] | None = None,
+    buckets: Collection[str] | None = None,
+    queues: bool = True,
+) -> None:
+    """Restore a saved run; ``tables`` / ``buckets`` restrict it to those (None: all)."""
     if not (src / "counts.json").exists():
         raise FileNotFoundError(f"no saved run at {src}: run `make run` first")
     for table in stack.system.tables:
         path = src / "tables" / f"{table.name}.json"
-        if path.exists():
+        if path.exists() and (tables is None or table.name in tables):
             stack.batch_write_raw(table.name, json.loads(path.read_text()))
     for bucket in stack.system.buckets:
         root = src / "buckets" / bucket.name
-        if root.exists():
+        if root.exists() and (buckets is None or bucket.name in buckets):
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 stack.put_object(bucket.name, str(path.relative_to(root)), path.read_bytes())
-    for queue in stack.system.queues:
+    for queue in stack.system.queues if queues else ():
         path = src / "queues" / f"{queue.name}.jsonl"
         if path.exists():
             bodies = [json.loads(line) for line in path.read_text().splitlines() if line]

@@ -351,3 +351,40 @@ def test_connections_stay_open_between_requests() -> None:
         conn.close()
     finally:
         server.stop()
+
+
+def test_bulk_load_stores_what_batch_write_would() -> None:
+    """The restore path of `query` (server.LOAD_PATH) puts wire-JSON items through moto's own
+    put_item: a Scan then answers exactly as for the same items written by BatchWriteItem."""
+    from streamsense_local.stack import RawDynamoDB
+
+    server = MotoServer("process")
+    try:
+        client = boto3.client(
+            "dynamodb", endpoint_url=server.url, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )
+        for name in ("loaded", "written"):
+            client.create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        items = [
+            {"pk": {"S": f"p{i % 7}"}, "sk": {"S": f"s{i:05d}"}, "n": {"N": str(i)}, "b": {"B": "AAE="},
+             "m": {"M": {"l": {"L": [{"S": "x"}, {"N": "1.5"}, {"NULL": True}]}}}}
+            for i in range(6_000)  # more than one load request (5,000 a request)
+        ]
+        raw = RawDynamoDB(server.url, "us-east-1", "test")
+        raw.put_all("loaded", items)
+        # boto3 takes binary as bytes (the wire JSON, as saved, has it base64-encoded)
+        as_boto = [{**it, "b": {"B": b"\x00\x01"}} for it in items]
+        for i in range(0, len(as_boto), 25):
+            client.batch_write_item(RequestItems={"written": [{"PutRequest": {"Item": it}} for it in as_boto[i : i + 25]]})
+        loaded, written = raw.scan("loaded"), raw.scan("written")
+        assert len(loaded) == 6_000 and loaded == written
+        with pytest.raises(RuntimeError, match="no table"):
+            raw.put_all("missing", items[:1])
+    finally:
+        server.stop()

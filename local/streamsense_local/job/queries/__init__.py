@@ -21,6 +21,20 @@ QUERIES: dict[str, tuple[str, str, str]] = {
 }
 
 
+# query name -> (tables, buckets) it reads: `query` restores only these into its stack (the
+# saved run is ~160 MB of items; the whole of it takes minutes to load into moto).
+READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "member": (("recs",), ("models",)),
+    "title": (("recs",), ("models",)),
+    "region": (("recs",), ("models",)),
+    "account": (("decisions", "cases"), ()),
+    "site": (("cache",), ("hints",)),
+    "segment": (("qoe",), ()),
+    "delivery": (("recs",), ()),
+    "variants": (("content",), ()),
+}
+
+
 def resolve(name: str) -> Callable[..., dict[str, Any]] | None:
     module_name, function, _ = QUERIES[name]
     try:

@@ -117,14 +117,21 @@ def _movielens_catalogue(folder: Path, cutoff: float) -> list[tuple[str, str, by
 @dataclass(frozen=True)
 class HandbookPlan:
     train_start: date  # labeled history exported to S3 for fraud_trainer
+    # The trainer fits on days [N-21, N-14) of an N-day export (7 held out, 7 for the label
+    # delay); N >= 88 gives those days the merchant windows' full 67 days of history before them.
     train_days: int
     replay_start: date  # payments replayed from here (warm-up first), labels 7 days after
     warmup_days: int
     eval_days: int
-    customer_share: float  # a seeded subset of customers keeps the replay small
+    customer_share: float  # a subset of customers keeps the replay small
     # The labeled export may cover more customers than the replay: the trainer fits on the last
     # 7 mature days and needs >= 20 frauds there (streamsense.fraud.training.MIN_FRAUDS).
     export_share: float | None = None
+    # The subset: a seeded random draw, or one neighbourhood of the map (neighbourhood_order).
+    # A random x% leaves every merchant with x% of its payments, so the merchant windows (counts
+    # and label-based risk) of the replay look nothing like the complete ones; a neighbourhood of
+    # the same size keeps most of the payments at its terminals.
+    neighbourhood: bool = False
 
 
 def _shifted(event: Any, shift: timedelta) -> dict[str, Any]:
@@ -150,11 +157,21 @@ def handbook_replay(data_dir: Path, plan: HandbookPlan, t0: datetime) -> Replay:
         return int(datetime.combine(d, datetime.min.time(), UTC).timestamp() * 1000)
 
     customers = np.unique(h.customer)
-    digests = [hashlib.sha256(f"handbook-subset:{c}".encode()).digest() for c in customers]
-    draw = np.array([int.from_bytes(d[:4], "big") / 2**32 for d in digests])
-    kept = customers[draw < plan.customer_share]
+    export_share = plan.export_share or plan.customer_share
+    if plan.neighbourhood:
+        # drawn from the payments before the replay only; the export's customers include the replay's
+        before = h.ts_ms < ms(plan.replay_start)
+        n_kept = round(plan.customer_share * len(customers))
+        order = neighbourhood_order(h.customer[before], h.terminal[before], max(n_kept, round(export_share * len(customers))))
+        kept, exported_customers = order[:n_kept], order
+        how = "one neighbourhood of the map"
+    else:
+        digests = [hashlib.sha256(f"handbook-subset:{c}".encode()).digest() for c in customers]
+        draw = np.array([int.from_bytes(d[:4], "big") / 2**32 for d in digests])
+        kept, exported_customers = customers[draw < plan.customer_share], customers[draw < export_share]
+        how = "a seeded random draw"
     mine = np.isin(h.customer, kept)
-    exported = np.isin(h.customer, customers[draw < (plan.export_share or plan.customer_share)])
+    exported = np.isin(h.customer, exported_customers)
 
     train_lo = ms(plan.train_start)
     train = np.flatnonzero(exported & (h.ts_ms >= train_lo) & (h.ts_ms < train_lo + plan.train_days * day_ms))
@@ -182,15 +199,60 @@ def handbook_replay(data_dir: Path, plan: HandbookPlan, t0: datetime) -> Replay:
     eval_ids = {hb.payment_event(h, int(i)).event_id for i in rows if h.ts_ms[i] >= eval_lo}
     key = f"fraud-labels/handbook-{plan.train_start:%Y%m%d}-{plan.train_days}d.csv"
     replay.exports.append(("exports", key, export.getvalue().encode()))
-    replay.truth = {"fraud_event_ids": fraud_ids, "eval_event_ids": eval_ids, "export_key": key, "shift_weeks": weeks}
+    window = (h.ts_ms >= lo) & (h.ts_ms < hi)
+    own = terminal_coverage(h.terminal[window], mine[window])
+    replay.truth = {"fraud_event_ids": fraud_ids, "eval_event_ids": eval_ids, "export_key": key, "shift_weeks": weeks,
+                    "terminal_coverage": own}
     replay.notes.append(
-        f"Handbook: {len(kept):,} of {len(customers):,} customers ({plan.customer_share:.0%}); fraud_trainer "
+        f"Handbook: {len(kept):,} of {len(customers):,} customers ({plan.customer_share:.0%}, {how}: {own:.0%} of the "
+        f"payments at their terminals are theirs); fraud_trainer "
         f"trains on {plan.train_start} +{plan.train_days} d ({len(train):,} payments of "
-        f"{plan.export_share or plan.customer_share:.0%} of customers); replayed "
+        f"{export_share:.0%} of customers); replayed "
         f"{plan.replay_start} +{plan.warmup_days} d warm-up + {plan.eval_days} d evaluation "
         f"({len(rows):,} payments), moved {weeks} weeks forward; chargebacks 7 days after each fraud"
     )
     return replay
+
+
+def neighbourhood_order(customer: np.ndarray, terminal: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` customers of one neighbourhood of the map, in the order they join it.
+
+    The handbook's customers pay at the terminals within a fixed radius of their home, so
+    customers sharing terminals live close together. The neighbourhood starts from the customer
+    with the fewest distinct terminals (near a corner of the map, where part of that disk falls
+    outside it, so the neighbourhood has less border), then repeatedly takes the customer with
+    the largest share of its payments at terminals the neighbourhood already reaches (ties: the
+    lowest id). Deterministic; a longer order starts with the shorter one."""
+    cu, ci = np.unique(np.asarray(customer), return_inverse=True)
+    tu, ti = np.unique(np.asarray(terminal), return_inverse=True)
+    pairs, counts = np.unique(ci.astype(np.int64) * len(tu) + ti, return_counts=True)
+    pc, pt = pairs // len(tu), pairs % len(tu)  # sorted by customer, then terminal
+    c_start = np.searchsorted(pc, np.arange(len(cu) + 1))
+    by_t = np.argsort(pt, kind="stable")
+    t_start = np.searchsorted(pt[by_t], np.arange(len(tu) + 1))
+    total = np.bincount(ci, minlength=len(cu)).astype(np.float64)
+    reached = np.zeros(len(tu), dtype=bool)
+    at_reached = np.zeros(len(cu))  # each customer's payments at reached terminals
+    chosen = np.zeros(len(cu), dtype=bool)
+    order: list[int] = []
+    c = int(np.lexsort((cu, np.diff(c_start)))[0])
+    while len(order) < min(n, len(cu)):
+        chosen[c] = True
+        order.append(c)
+        mine = pt[c_start[c] : c_start[c + 1]]
+        for t in mine[~reached[mine]]:
+            reached[t] = True
+            rows = by_t[t_start[t] : t_start[t + 1]]  # one row per customer of terminal t
+            at_reached[pc[rows]] += counts[rows]
+        c = int(np.argmax(np.where(chosen, -1.0, at_reached / total)))
+    return cu[np.array(order, dtype=np.int64)]
+
+
+def terminal_coverage(terminal: np.ndarray, kept: np.ndarray) -> float:
+    """Share of all payments at the terminals the kept payments use that are kept payments:
+    what the merchant windows of the replay see of the complete ones."""
+    at = np.isin(terminal, np.unique(terminal[kept]))
+    return float(kept[at].mean()) if at.any() else 0.0
 
 
 # ---- contexts for sources that have none (MovieLens members) -----------------------------------

@@ -59,7 +59,7 @@ FULL = Plan(
     sim_accounts=1_500,
     sim_heartbeat_s=600,
     movielens=MovieLensPlan(new_plays=3_000, days=7),
-    handbook=HandbookPlan(date(2018, 7, 4), 28, date(2018, 8, 1), 35, 7, customer_share=0.10),
+    handbook=HandbookPlan(date(2018, 5, 4), 88, date(2018, 8, 1), 35, 7, customer_share=0.10, neighbourhood=True),
 )
 QUICK = Plan(
     # The end-to-end test: every function exercised in under 2 minutes. The handbook warm-up is

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import signal
 import sys
@@ -27,8 +28,15 @@ from typing import Any
 from streamsense_local.stack import LocalStack
 
 
+def _json_default(value: Any) -> Any:
+    # binary attributes as the AWS CLI prints them (base64), not as Python reprs
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
 def _dump(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
+    return json.dumps(value, indent=2, sort_keys=True, default=_json_default)
 
 
 def print_table(rows: Sequence[dict[str, Any]], out: Any = None) -> None:

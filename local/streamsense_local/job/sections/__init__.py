@@ -7,6 +7,7 @@ source was not replayed)."""
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,11 +55,19 @@ class JobContext:
 _PEEKED: weakref.WeakKeyDictionary[Any, dict[str, list[str]]] = weakref.WeakKeyDictionary()
 
 
+_PEEK_LOCK = threading.Lock()
+
+
 def peek(stack: LocalStack, queue: str) -> list[str]:
     """Every message body of a queue, read once after the replay and kept for every reader
     (report sections, the state snapshot): nothing writes to the queues any more by then, and
     SQS has no non-destructive read, so the messages stay in flight (hidden for 12 hours)
     rather than being made visible again and read twice."""
+    with _PEEK_LOCK:  # the snapshot saves while the sections read: one reader drains a queue
+        return _peek(stack, queue)
+
+
+def _peek(stack: LocalStack, queue: str) -> list[str]:
     cache = _PEEKED.setdefault(stack, {})
     if queue not in cache:
         sqs = stack.client("sqs")

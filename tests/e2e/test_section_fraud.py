@@ -169,7 +169,7 @@ def test_collect(stack: LocalStack, tmp_path: Path) -> None:
     assert tables["decisions by event type and outcome"].rows == [["login", 3, 1, 0, 0, 4], ["payment", 3, 0, 5, 11, 19], ["all", 6, 1, 5, 11, 23]]
     assert tables["cases opened, by decision and recommended action"].rows == [
         ["block", "suspend_account", 2], ["block", "suspend_account_and_linked", 9], ["review", "manual_review", 5]]
-    assert any("10%, 2% in quick mode" in n for n in result.notes)
+    assert any("one neighbourhood of the handbook's map (10% of customers" in n and "a seeded 2% in quick mode" in n for n in result.notes)
     assert len(result.plots) == 1 and result.plots[0].stat().st_size > 5_000
 
 

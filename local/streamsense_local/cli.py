@@ -242,9 +242,9 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 def cmd_job(args: argparse.Namespace) -> int:
     """The main job (make run): see streamsense_local.job.run."""
-    from streamsense_local.job.run import DEFAULT_OUT, run
+    from streamsense_local.job.run import DEFAULT_OUT, STATE_DIR, run
 
-    run(quick=args.quick, out=Path(args.out) if args.out else DEFAULT_OUT)
+    run(quick=args.quick, out=Path(args.out) if args.out else DEFAULT_OUT, state_dir=Path(args.state) if args.state else STATE_DIR)
     return 0
 
 
@@ -369,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: replay real data (or the simulator) through the stack and report")
     p.add_argument("--quick", action="store_true", help="a < 2 minute version (the end-to-end test)")
     p.add_argument("--out", default=None, help="report folder (default: reports/latest)")
+    p.add_argument("--state", default=None, help="where to save the stack's state for `query --state` (default: .streamsense/last-run)")
     p.set_defaults(func=cmd_job)
 
     from streamsense_local.job.queries import QUERIES

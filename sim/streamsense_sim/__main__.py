@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     data_dir = args.data_dir
+    if data_dir is not None and not args.no_data and not data_dir.is_dir():
+        p.error(f"--data-dir {data_dir}: not a folder (the team data; or leave it out / --no-data)")
     if data_dir is None and not args.no_data and os.environ.get("STREAMSENSE_DATA_DIR"):
         candidate = Path(os.environ["STREAMSENSE_DATA_DIR"])
         data_dir = candidate if candidate.is_dir() else None
@@ -89,16 +91,21 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, f"rate_{name}")
         if value is not None:
             rates[name] = value
-    config = SimConfig(
-        accounts=args.accounts, days=args.days, seed=args.seed, start=args.start, data_dir=data_dir,
-        heartbeat_s=args.heartbeat_s, trace_split=args.trace_split, attack_rates=AttackRates(**rates),
-        countries=tuple(c.strip().upper() for c in args.countries.split(",")) if args.countries else None,
-        include_late_labels=not args.no_late_labels, home_row_share=args.home_row_share,
-    )  # fmt: skip
-    if args.no_traps:
-        config = replace(config, vpn_member_share=0.0, geoip_noise_share=0.0, second_home_share=0.0, card_expiry_share=0.0)
     started = time.perf_counter()
-    summary, paths = write(config, args.out, progress=not args.no_progress)
+    try:
+        config = SimConfig(
+            accounts=args.accounts, days=args.days, seed=args.seed, start=args.start, data_dir=data_dir,
+            heartbeat_s=args.heartbeat_s, trace_split=args.trace_split, attack_rates=AttackRates(**rates),
+            countries=tuple(c.strip().upper() for c in args.countries.split(",")) if args.countries else None,
+            include_late_labels=not args.no_late_labels, home_row_share=args.home_row_share,
+        )  # fmt: skip
+        if args.no_traps:
+            config = replace(config, vpn_member_share=0.0, geoip_noise_share=0.0, second_home_share=0.0, card_expiry_share=0.0)
+        summary, paths = write(config, args.out, progress=not args.no_progress)
+    except ValueError as exc:  # a setting out of range: a usage error, not a traceback
+        p.error(str(exc))
+    except OSError as exc:  # the output folder cannot be written
+        p.error(f"--out {args.out}: {exc.strerror or exc}")
     wall = time.perf_counter() - started
     print(f"catalogue: {'MovieLens from ' + str(data_dir) if data_dir else 'generated'}; "
           f"throughput: {'ABR traces' if data_dir else 'parametric model'}")  # fmt: skip

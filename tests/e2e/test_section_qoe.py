@@ -176,11 +176,18 @@ def test_queries(stack: LocalStack) -> None:
     ref = reference_hint(Segment("FR", "wifi", "web"))
     assert ref is not None and own["hint"]["prediction"]["discount"] == ref["prediction"]["discount"]
     unseen = queries.segment(stack, "DE", "wifi", "console")  # console is a tv-class device
-    assert (unseen["segment"], unseen["served_from"], unseen["served_from_name"], unseen["fallback"]) == (
-        {"region": "DE", "network": "wifi", "device": "tv"}, "n", "network", True)
+    # not found (exit 1): the answer is the coarser hint a player of an unseen segment fetches
+    assert (unseen["segment"], unseen["found"], unseen["served_from"], unseen["served_from_name"], unseen["fallback"]) == (
+        {"region": "DE", "network": "wifi", "device": "tv"}, False, "n", "network", True)
     assert queries.segment(stack, "DE", "ethernet", "tv")["served_from"] == "all"
     with pytest.raises(ValueError, match="unknown device"):
         queries.segment(stack, "FR", "wifi", "fridge")
+    with pytest.raises(ValueError, match="unknown network 'carrierpigeon'"):
+        queries.segment(stack, "FR", "carrierpigeon", "tv")
+    with pytest.raises(ValueError, match="unknown network ''"):
+        queries.segment(stack, "FR", "", "tv")
+    with pytest.raises(ValueError, match="unknown region 'USA'"):
+        queries.segment(stack, "USA", "wifi", "tv")
     assert queries.segments(stack) == [
         {"segment": {"region": "FR", "network": "wifi", "device": "web"}, "sessions": 4, "heartbeats": 20, "stall_share": 0.05, "rebuffer_s": 0.5},
         {"segment": {"region": "NO", "network": "cellular_4g", "device": "mobile"}, "sessions": 1, "heartbeats": 3, "stall_share": 0.0, "rebuffer_s": 0.0},

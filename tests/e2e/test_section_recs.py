@@ -243,8 +243,12 @@ def test_title_and_region_queries(run: tuple) -> None:
     us = queries.region(stack, "US", top=2)
     assert (us["found"], us["source_region"]) == (True, "US")
     assert [r["title"] for r in us["trending"]] == ["t-ronin", "t-heat"]
-    fr = queries.region(stack, "FR", top=1)
-    assert (fr["source_region"], fr["trending"][0]["title"]) == ("ALL", "t-ronin")
+    fr = queries.region(stack, "fr", top=1)  # no row of its own: not found, served the global row
+    assert (fr["region"], fr["found"], fr["source_region"], fr["trending"][0]["title"]) == ("FR", False, "ALL", "t-ronin")
+    assert (queries.region(stack, "all")["found"], queries.region(stack, "ALL")["source_region"]) == (True, "ALL")
+    for malformed in ("USA", "12", ""):
+        with pytest.raises(ValueError, match="ISO country code of two letters"):
+            queries.region(stack, malformed)
 
 
 def test_ease_dual_matches_the_bench_weights() -> None:

@@ -9,14 +9,18 @@ person, so they are used as typed (upper-cased country, lower-cased network and 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
+from streamsense.events import NetworkType
 from streamsense.qoe.hints import read_hint
 from streamsense.qoe.segments import DEVICE_CLASS, LEVEL_NAMES, Segment
 from streamsense.storage import DynamoTable
 
 if TYPE_CHECKING:
     from streamsense_local.stack import LocalStack
+
+
+NETWORK_TYPES = frozenset(get_args(NetworkType))
 
 
 def _table(stack: LocalStack) -> DynamoTable:
@@ -31,11 +35,17 @@ def segment(stack: LocalStack, region: str, network: str, device: str) -> dict[s
     itself was seen, else the most specific coarser one published (``rn``, ``n``, ``all``);
     inside the document each part (startup, throughput, prediction, buffer) names the level its
     data came from, with sample size and age. ``found`` is False when nothing was published."""
+    if not (len(region.strip()) == 2 and region.strip().isascii() and region.strip().isalpha()):
+        raise ValueError(f"unknown region {region!r}: an ISO country code of two letters (e.g. US)")
+    if network.strip().lower() not in NETWORK_TYPES:
+        raise ValueError(f"unknown network {network!r}: one of {sorted(NETWORK_TYPES)}")
     seg = Segment.of(region.strip().upper(), network.strip().lower(), device.strip().lower())
     if seg.device not in set(DEVICE_CLASS.values()):
         raise ValueError(f"unknown device {device!r}: one of {sorted(DEVICE_CLASS)}")
     hint = read_hint(_table(stack), seg)
-    out: dict[str, Any] = {"segment": seg.as_dict(), "found": hint is not None}
+    # found: the run published a hint for this very segment; a fallback answer is what a player
+    # of a segment the run never saw fetches (served_from names the coarser level)
+    out: dict[str, Any] = {"segment": seg.as_dict(), "found": hint is not None and hint["level"] == "rnd"}
     if hint is None:
         return out
     level = str(hint["level"])

@@ -143,11 +143,16 @@ def region(stack: LocalStack, region: str, top: int = 20) -> dict[str, Any]:
     """A region's trending row (decayed plays in the region at the model's data end), or the
     global one when recs_trainer wrote none for the region (what serving falls back to);
     ``source_region`` says which."""
+    if region.upper() != GLOBAL_REGION and not (len(region) == 2 and region.isascii() and region.isalpha()):
+        raise ValueError(f"a region is an ISO country code of two letters (e.g. US) or {GLOBAL_REGION}")
+    region = region.upper()
     table = _table(stack)
     version, names = _model(stack)
     source, item = _trending_row(table, region)
     if item is None:
         return {"region": region, "found": False, "model_version_serving": version}
-    return {"region": region, "found": True, "source_region": source, "model_version": item.get("model_version"),
+    # found: the run has the region's own row; otherwise the answer is the global row a member
+    # of a region without one is served
+    return {"region": region, "found": source == region, "source_region": source, "model_version": item.get("model_version"),
             "updated_at": item.get("updated_at"), "model_version_serving": version,
             "trending": _ranked(list(item.get("items") or [])[:top], names)}

@@ -57,7 +57,7 @@ class Plan:
 
 FULL = Plan(
     days=7,
-    sim_accounts=500,  # 1,500 took 11 min of replay alone on 2 cores; 600: 9 min 51 s in all (budget: 10)
+    sim_accounts=500,  # 1,500: ~11 min of replay alone on 2 cores; 600: 9 min 51 s in all (budget: 10)
     sim_heartbeat_s=600,
     movielens=MovieLensPlan(new_plays=3_000, days=7),
     handbook=HandbookPlan(date(2018, 5, 4), 88, date(2018, 8, 1), 35, 7, customer_share=0.10, neighbourhood=True),

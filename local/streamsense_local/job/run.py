@@ -130,6 +130,8 @@ def _sim_replay(plan: Plan, t0: datetime, data_dir: Path | None) -> tuple[Replay
         "impressions": imp,
         "event_context": context,
         "catalogue": sim.catalogue,  # title sizes and launch calendar for cache_hints' title table
+        # which ABR-trace half the throughput came from: the qoe section evaluates on the other
+        "config": {"trace_split": config.trace_split, "heartbeat_s": config.heartbeat_s},
     }
     source = "real ABR traces (evaluation half)" if data_dir else "the parametric throughput model"
     replay.notes.append(

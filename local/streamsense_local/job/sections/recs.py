@@ -432,8 +432,8 @@ def collect(ctx: JobContext) -> Section | None:
             ["day ends (UTC)", "member-days", "recs_realtime's list", "recs_trainer's list, watched removed",
              "anchor: EASE folded in", "anchor: popularity"], daily))
     elif before:
-        section.notes.append("No day-boundary snapshots (ctx.truth['recs_windows'] from sections.recs.after_window): "
-                             "the fold-in comparison over the replay is left out.")
+        section.notes.append("No snapshot of the lists was taken at a day boundary inside the replay (a one-day "
+                             "replay has none): the fold-in comparison over the replay is left out.")
 
     if cov is not None:
         section.plots.append(_plot(ctx, per, fold, n_titles, cov))

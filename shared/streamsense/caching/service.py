@@ -71,9 +71,6 @@ PRODUCT_FORECAST = ForecastConfig(
 class HintsConfig:
     window_s: int = DEFAULT_WINDOW_S
     history_windows: int = 28  # windows of history the forecaster replays (7 days of 6 h)
-    # A warm container refits the forecaster's model every N windows (as benchmark 3b's replay
-    # does, ForecastConfig.retrain_every) and scores with it in between; a cold one fits first.
-    refit_every: int = PRODUCT_FORECAST.retrain_every
     rollup_windows: int = 2  # closed windows re-summed at each publish (late plays)
     keep_margin: float = 0.3  # churn control: a held title is swapped only for a 30% better one
     reactive_share: float = 0.1  # bytes left to the site's own reactive cache
@@ -148,10 +145,12 @@ class CacheHints:
         inputs = build_inputs(regions, windows, plays, titles_info, start, cfg)
         report.regions, report.history_windows, report.titles = len(regions), len(windows), len(inputs.titles)
         previous = {s.site_id: latest_hints(self.table, s.site_id)[1] for s in sites}
+        # A warm container refits every ``forecast.retrain_every`` windows (as benchmark 3b's
+        # replay does) and scores with the kept model in between; a cold one fits first.
         model = None
         if self.model is not None:
             age = (start - self.model[0]).total_seconds()
-            model = self.model[1] if 0 <= age < cfg.window_s * cfg.refit_every else None
+            model = self.model[1] if 0 <= age < cfg.window_s * cfg.forecast.retrain_every else None
         planned, fitted = compute_hints(
             inputs, sites, {k: [e.title_id for e in v] for k, v in previous.items()}, cfg, model=model
         )
@@ -289,12 +288,11 @@ def compute_hints(
     if fc_cfg.min_train_windows + 1 > W:
         fc_cfg = replace(fc_cfg, scorer="trend")
     fc = DemandForecaster(inputs.regions, inputs.titles, fc_cfg, release=inputs.release)
-    reuse = model is not None and model.config == fc_cfg
+    reuse = model if model is not None and model.config == fc_cfg else None
     for w in range(W):
-        fc.observe(inputs.demand[w], inputs.observed[w], refit=False, label=not reuse)
-    if reuse:
-        assert model is not None
-        fc.use(model)
+        fc.observe(inputs.demand[w], inputs.observed[w], refit=False, label=reuse is None)
+    if reuse is not None:
+        fc.use(reuse)
     else:
         fc.fit()  # one fit on the whole replayed history: only the last forecast is made here
     forecast = fc.forecast()
@@ -333,4 +331,4 @@ def compute_hints(
             reasons=reasons,
             keep_margin=cfg.keep_margin,
         )
-    return out, (model if reuse else fc.fitted())
+    return out, (reuse if reuse is not None else fc.fitted())

@@ -99,8 +99,8 @@ def test_a_launch_on_the_calendar_is_hinted_before_its_first_play() -> None:
 
 def test_a_warm_container_refits_the_forecaster_every_few_windows() -> None:
     # A model small enough for the seeded plays; refit every 2 windows (the product: 8).
-    fc = replace(PRODUCT_FORECAST, min_train_windows=2, min_train_rows=1, min_samples_leaf=1, max_iter=5)
-    cfg = HintsConfig(history_windows=6, rollup_windows=6, reactive_share=0.0, forecast=fc, refit_every=2)
+    fc = replace(PRODUCT_FORECAST, min_train_windows=2, min_train_rows=1, min_samples_leaf=1, max_iter=5, retrain_every=2)
+    cfg = HintsConfig(history_windows=6, rollup_windows=6, reactive_share=0.0, forecast=fc)
     table, bucket = seeded()
     svc = CacheHints(table, bucket, cfg)
     svc.publish(T0 + timedelta(hours=12, minutes=5))

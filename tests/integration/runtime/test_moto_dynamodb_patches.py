@@ -260,20 +260,29 @@ def test_fast_attribute_values_serialize_exactly_as_moto() -> None:
     )
 
 
+def _client(server: MotoServer) -> Any:
+    return boto3.client(
+        "dynamodb", endpoint_url=server.url, region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+    )
+
+
+def _create_table(client: Any, name: str) -> None:
+    """A pk/sk string-keyed on-demand table (the product's tables' key shape)."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 @pytest.fixture(scope="module")
 def ddb() -> Iterator[Any]:
     server = MotoServer("process")
     try:
-        client = boto3.client(
-            "dynamodb", endpoint_url=server.url, region_name="us-east-1",
-            aws_access_key_id="test", aws_secret_access_key="test",
-        )
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        client = _client(server)
+        _create_table(client, "t")
         items = [
             {"PutRequest": {"Item": {"pk": {"S": f"p{p}"}, "sk": {"S": f"day#{d:02d}"}, "v": {"N": str(p * 100 + d)}}}}
             for p in range(5) for d in (7, 3, 11, 1, 5, 9)
@@ -360,17 +369,9 @@ def test_bulk_load_stores_what_batch_write_would() -> None:
 
     server = MotoServer("process")
     try:
-        client = boto3.client(
-            "dynamodb", endpoint_url=server.url, region_name="us-east-1",
-            aws_access_key_id="test", aws_secret_access_key="test",
-        )
+        client = _client(server)
         for name in ("loaded", "written"):
-            client.create_table(
-                TableName=name,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            _create_table(client, name)
         items = [
             {"pk": {"S": f"p{i % 7}"}, "sk": {"S": f"s{i:05d}"}, "n": {"N": str(i)}, "b": {"B": "AAE="},
              "m": {"M": {"l": {"L": [{"S": "x"}, {"N": "1.5"}, {"NULL": True}]}}}}

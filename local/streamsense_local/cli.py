@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("query", parents=[common], help="read what the last run wrote: " + ", ".join(QUERIES),
                        epilog="exit status: 0 found; 1 nothing for this id in the run (the JSON says what a "
-                              "newcomer would get); 2 a malformed id or an unknown site/device")
+                              "newcomer would get); 2 a malformed id or an unknown site, network or device")
     p.add_argument("kind", choices=sorted(QUERIES), help="; ".join(f"{k}: {v[2]}" for k, v in QUERIES.items()))
     p.add_argument("id")
     p.add_argument("--state", default=None, help="saved run state (default: .streamsense/last-run)")

@@ -162,7 +162,7 @@ class System:
         for fn in self.functions:
             if fn.name == name:
                 return fn
-        raise KeyError(f"no function named {name!r}")
+        raise KeyError(f"no function named {name!r}: choose from {', '.join(f.name for f in self.functions)}")
 
     def only(self, name: str, *functions: str) -> System:
         """The part of the system a few functions need (their triggers, on-failure queues,

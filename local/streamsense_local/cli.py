@@ -76,15 +76,25 @@ def _report(stack: LocalStack) -> None:
     print(f"function logs: {stack.workdir / 'logs'}")
 
 
+def _usage(message: str) -> int:
+    """A command-line mistake: the message on stderr, exit 2 (as argparse does)."""
+    print(f"streamsense: error: {message}", file=sys.stderr)
+    return 2
+
+
 # ---- commands -----------------------------------------------------------------------------
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    from streamsense_local.samples import Sample, run_sample
+    from infra.system import SYSTEM
+    from streamsense_local.samples import Sample, run_sample, shape_error
 
     path = Path(args.event)
+    SYSTEM.function(args.function)  # KeyError (exit 2) before a stack starts
+    problem = shape_error(args.function, json.loads(path.read_text()))
+    if problem:
+        return _usage(problem)
     with _start(args) as stack:
-        stack.system.function(args.function)
         result = run_sample(stack, Sample(args.function, path))
         inv = result.invocation
         print(f"# {args.function} <- {path}  ({'cold' if inv.cold else 'warm'}, init {inv.init_ms or 0:.0f} ms, duration {inv.duration_ms:.1f} ms)")
@@ -197,11 +207,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     streams = sorted(s.name for s in SYSTEM.streams)
     buckets = sorted(b.name for b in SYSTEM.buckets)
     if args.stream and args.stream not in streams:
-        print(f"unknown stream {args.stream!r}: choose from {', '.join(streams)}")
-        return 2
+        return _usage(f"unknown stream {args.stream!r}: choose from {', '.join(streams)}")
     if args.s3 and args.s3.partition("/")[0] not in buckets:
-        print(f"unknown bucket {args.s3.partition('/')[0]!r} (logical name): choose from {', '.join(buckets)}")
-        return 2
+        return _usage(f"unknown bucket {args.s3.partition('/')[0]!r} (logical name): choose from {', '.join(buckets)}")
     with _start(args, duplicate_s3_notifications=args.duplicate_s3, record_history=False) as stack:
         t0 = time.perf_counter()
         if args.s3:
@@ -256,14 +264,12 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     fn = resolve(args.kind)
     if fn is None:
-        print(f"query {args.kind!r} is not available in this build")
-        return 2
+        return _usage(f"query {args.kind!r} is not available in this build")
     if args.kind == "segment" and len(args.id.split("/")) != 3:
-        print(f"a segment is REGION/NETWORK/DEVICE (e.g. US/wifi/tv), not {args.id!r}")
-        return 2
+        return _usage(f"a segment is REGION/NETWORK/DEVICE (e.g. US/wifi/tv), not {args.id!r}")
     state = Path(args.state) if args.state else STATE_DIR
     if not (state / "counts.json").exists():
-        print(f"no saved run at {state}: run `make run` first")
+        print(f"streamsense: no saved run at {state}: run `make run` first", file=sys.stderr)
         return 1
     with _start(args, record_history=False) as stack:
         tables, buckets = READS[args.kind]
@@ -286,7 +292,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
     samples = discover(Path(args.events))
     if not samples:
-        print(f"no sample events under {args.events}")
+        print(f"streamsense: no sample events under {args.events}", file=sys.stderr)
         return 1
     with _start(args, record_history=False) as stack:
         put: Counter[str] = Counter()

@@ -85,6 +85,29 @@ def source_kind(event: Any) -> str:
     return "other"
 
 
+def trigger_kinds(function: str) -> set[str]:
+    """The payload kinds (as ``source_kind`` names them) the function's triggers deliver."""
+    from infra.system import SYSTEM, KinesisTrigger, S3Trigger, ScheduleTrigger, SqsTrigger
+
+    kinds = {KinesisTrigger: "kinesis", S3Trigger: "s3", SqsTrigger: "sqs", ScheduleTrigger: "schedule"}
+    return {kinds[type(t)] for t in SYSTEM.function(function).triggers}
+
+
+def shape_error(function: str, event: Any) -> str | None:
+    """Why ``event`` cannot reach ``function`` through any of its triggers, or None. A payload of
+    another shape (``{}``, a bare record, an S3 event for a stream consumer) would otherwise run
+    the handler on zero records and look like a success."""
+    expected = trigger_kinds(function)
+    got = source_kind(event)
+    if got in expected:
+        return None
+    want = " or ".join(f"a {k} event" for k in sorted(expected))
+    what = "an empty Records list" if isinstance(event, Mapping) and event.get("Records") == [] else (
+        f"a {got} event" if got != "other" else "not an event any AWS trigger sends"
+    )
+    return f"{function} is invoked with {want} (see events/{function}/); this payload is {what}"
+
+
 # ---- setup, snapshot, diff ----------------------------------------------------------------
 
 

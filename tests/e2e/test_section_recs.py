@@ -9,7 +9,9 @@ last member of each group has only watched the first two titles. Plays per title
 first two of each group, 5 for the third. The catalogue adds four titles nobody played
 (interstellar, soul, sicario, foundation). Replayed: prof-05 (dune, arrival) plays blade;
 prof-25 (heat, ronin) plays drive, then dune the next day; prof-new (not in the export) plays
-heat, then ronin. Every expected figure below is worked out from these lists."""
+heat, then ronin; it is a second profile of account acc-new (the others' account ids are their
+profile ids, as a MovieLens member's are). Every expected figure below is worked out from these
+lists."""
 
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ def dcg(*ranks: int) -> float:
 def start(i: int, profile: str, title: str, at: datetime) -> dict[str, Any]:
     return {
         "type": "playback_start", "version": 1, "event_id": f"pb-{i}", "occurred_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "account_id": profile,
+        "account_id": "acc-new" if profile == "prof-new" else profile,
         "payload": {
             "session_id": f"s-{i}", "profile_id": profile, "title_id": title,
             "device": {"device_id": "dev-1", "device_type": "tv"},
@@ -224,6 +226,9 @@ def test_member_query(run: tuple) -> None:
     delivery = out["delivery"]
     assert (delivery["account_id"], delivery["region"], delivery["profile_known"]) == ("prof-25", "US", True)
     assert delivery["defaults"]["language"] == "en"
+    # a profile of a shared account: the member row names the account delivery_prefs keyed
+    second = queries.member(stack, "prof-new", top=1)["delivery"]
+    assert (second["account_id"], second["profile_known"], second["defaults"]["language"]) == ("acc-new", True, "en")
     cold = queries.member(stack, "nobody", top=2)
     assert (cold["found"], cold["cold_start_source"], cold["delivery"]) == (False, "region#ALL", None)
     assert [r["title"] for r in cold["recommendations"]] == ["t-ronin", "t-heat"]

@@ -197,15 +197,18 @@ def write_serving_rows(rec: Recommender, plays: Plays, table: Table, version: st
     members = sorted(states)
     # Plays folded in by recs_realtime after the export was cut are kept (histories merge).
     existing = table.get_many([member_key(m) for m in members])
+    accounts: dict[str, str] = {}  # kept from recs_realtime's rows: the export has no accounts
     for m in members:
         old = existing.get(member_key(m))
+        if old and old.get("account_id"):
+            accounts[m] = str(old["account_id"])
         if old and old.get("history"):
             states[m].history = merge_history(states[m].history, decode_history(old["history"]))
     items: list[Item] = []
     for start in range(0, len(members), 256):
         chunk = members[start:start + 256]
         for m, recs in zip(chunk, rec.recommend_many([states[m] for m in chunk], TOP_N), strict=True):
-            items.append(member_item(m, states[m], recs, version, now))
+            items.append(member_item(m, states[m], recs, version, now, accounts.get(m, "")))
     for r, region in enumerate(rec.regions):
         del r
         items.append({"pk": f"region#{region}", "sk": "recs#trending", "model_version": version,
@@ -231,13 +234,20 @@ def decode_history(text: str) -> dict[str, int]:
     return {str(t): int(ts) for t, ts in json.loads(text)} if text else {}
 
 
-def member_item(member: str, state: MemberState, recs: Sequence[Any], version: str, now: float) -> Item:
-    return {
+def member_item(member: str, state: MemberState, recs: Sequence[Any], version: str, now: float,
+                account: str = "") -> Item:
+    """The serving row of one member (a profile). ``account`` (when the plays named it) joins
+    the row to delivery_prefs' per-account defaults; a profile of a shared account is not the
+    account."""
+    item: Item = {
         "pk": member_key(member)[0], "sk": MEMBER_SK,
         "history": encode_history(state.history), "region": state.region,
         "top": [r.to_item() for r in recs], "model_version": version,
         "updated_at": _iso(now), "expires_at": int(now) + MEMBER_TTL_S,
     }
+    if account:
+        item["account_id"] = account
+    return item
 
 
 # ---- real time -----------------------------------------------------------------------------
@@ -249,6 +259,7 @@ class Play:
     title: str
     ts: int
     region: str
+    account: str = ""  # the account the profile belongs to (events carry it; exports do not)
 
 
 def plays_from_events(events: Sequence[Event]) -> list[Play]:
@@ -258,7 +269,7 @@ def plays_from_events(events: Sequence[Event]) -> list[Play]:
     for e in events:
         if isinstance(e, PlaybackStart):
             p = e.payload
-            out.append(Play(p.profile_id, p.title_id, int(e.occurred_at.timestamp()), p.network.country))
+            out.append(Play(p.profile_id, p.title_id, int(e.occurred_at.timestamp()), p.network.country, e.account_id))
     return out
 
 
@@ -282,6 +293,7 @@ def apply_plays(plays: Sequence[Play], table: Table, rec: Recommender | None, ve
     changed: list[str] = []
     states: dict[str, MemberState] = {}
     old_items: dict[str, Item] = {}
+    accounts: dict[str, str] = {}
     for m in members:
         item = stored.get(member_key(m)) or {}
         old_items[m] = item
@@ -291,7 +303,9 @@ def apply_plays(plays: Sequence[Play], table: Table, rec: Recommender | None, ve
         for p in sorted(by_member[m], key=lambda p: (p.ts, p.title)):
             did = state.add(p.title, p.ts) or did
             state.region = p.region
-        did = did or state.region != item.get("region")
+        account = by_member[m][-1].account or str(item.get("account_id") or "")
+        accounts[m] = account
+        did = did or state.region != item.get("region") or account != str(item.get("account_id") or "")
         states[m] = state
         if did:
             changed.append(m)
@@ -302,13 +316,13 @@ def apply_plays(plays: Sequence[Play], table: Table, rec: Recommender | None, ve
     if rec is not None:
         lists = rec.recommend_many([states[m] for m in changed], TOP_N)
         out.compute_ms_per_member = (time.perf_counter() - started) * 1000 / len(changed)
-        items = [member_item(m, states[m], lst, version or "", now) for m, lst in zip(changed, lists, strict=True)]
+        items = [member_item(m, states[m], lst, version or "", now, accounts[m]) for m, lst in zip(changed, lists, strict=True)]
     else:
         # No usable model: keep the history current and the last list, marked stale.
         items = []
         for m in changed:
             old = old_items[m]
-            item = member_item(m, states[m], [], str(old.get("model_version", "")), now)
+            item = member_item(m, states[m], [], str(old.get("model_version", "")), now, accounts[m])
             item["top"] = old.get("top", [])
             item["stale"] = True
             items.append(item)

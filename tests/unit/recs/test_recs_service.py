@@ -150,10 +150,11 @@ def test_realtime_fold_in_is_idempotent(stores: tuple) -> None:
     rec, version = cache.get(now=0.0)
     assert rec is not None and cache.error is None
     plays = plays_from_events([_start("e1", "an-1", "dune", "2024-12-04T10:00:00Z")])  # type: ignore[list-item]
-    assert plays == [Play("an-1", "dune", int(datetime(2024, 12, 4, 10, tzinfo=UTC).timestamp()), "US")]
+    assert plays == [Play("an-1", "dune", int(datetime(2024, 12, 4, 10, tzinfo=UTC).timestamp()), "US", "acc-1")]
     out = apply_plays(plays, table, rec, version, now=NOW)
     assert (out.members_updated, out.members_unchanged) == (1, 0)
     item = table.items[member_key("an-1")]
+    assert item["account_id"] == "acc-1"  # joins the profile to delivery_prefs' account row
     assert [(r["title"], r["reason"], r.get("because")) for r in item["top"][:2]] == [
         ("arrival", "because_you_watched", "dune"), ("blade", "because_you_watched", "dune")]
     assert out.compute_ms_per_member < 50
@@ -165,6 +166,11 @@ def test_realtime_fold_in_is_idempotent(stores: tuple) -> None:
     apply_plays([Play("new", "nope", 1733400000, "DE")], table, rec, version, now=NOW)
     assert [(r["title"], r["reason"]) for r in table.items[member_key("new")]["top"][:3]] == [
         ("arrival", "popular"), ("dune", "popular"), ("soul", "popular")]
+    assert "account_id" not in table.items[member_key("new")]  # a play with no account names none
+    # The next retrain rewrites the row from the export (which has no accounts): the account stays.
+    retrained = _train(stores, etag="e2")
+    assert table.items[member_key("an-1")]["model_version"] == retrained.version != version
+    assert table.items[member_key("an-1")]["account_id"] == "acc-1"
 
 
 def test_missing_or_corrupt_model_keeps_the_last_good_one(stores: tuple) -> None:

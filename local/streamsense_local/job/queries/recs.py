@@ -83,8 +83,9 @@ def member(stack: LocalStack, member_id: str, top: int = 20, account_id: str | N
     ("because_you_watched" X, "new_and_similar" to X, "trending_in_region", "popular") and the
     row's caption; the newest plays recs_realtime folded into the stored history; the model
     version that wrote the list and whether it is stale; and the member's audio/subtitle
-    defaults from delivery_prefs when it has a row (keyed by account: ``account_id``, default
-    the member id, which is the account id of a MovieLens member). A member with no row gets
+    defaults from delivery_prefs when it has a row (keyed by account: ``account_id``, else the
+    account recs_realtime stored on the member's row, else the member id, which is the account
+    id of a MovieLens member). A member with no row gets
     what serving gives a new member: the trending row of the global region."""
     table = _table(stack)
     version, names = _model(stack)
@@ -107,7 +108,7 @@ def member(stack: LocalStack, member_id: str, top: int = 20, account_id: str | N
             "recent_plays": [{"title": t, "name": names.get(t), "at": _iso(ts)} for t, ts in recent],
             "recommendations": _ranked(list(item.get("top") or [])[:top], names),
         })
-    account = account_id or member_id
+    account = account_id or str((item or {}).get("account_id") or "") or member_id
     found = table.get_many([delivery_member_key(account)])
     delivery = found.get(delivery_member_key(account))
     if delivery is not None:

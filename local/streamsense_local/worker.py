@@ -207,9 +207,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.flush()
         message["duration_ms"] = (time.perf_counter() - t0) * 1000
         message["stdout"] = "".join(captured)
-        message["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        message["max_rss_kb"] = _peak_rss_kb()
         captured.clear()
         send(args.out_fd, message)
+
+
+def _peak_rss_kb() -> int:
+    """This container's peak resident memory ("Max Memory Used"). VmHWM is the high-water mark of
+    this process's own address space; ru_maxrss would also carry the spawning runtime's peak
+    across exec, which is not the function's."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,11 @@ def test_every_function_received_and_applied_its_records(quick_run: tuple[Path, 
     assert per["fraud_trainer"]["records_in"] == 1 and per["recs_trainer"]["records_in"] == 3
     # ... and each S3 object was applied (a trainer applies whole objects, not stream records)
     assert per["fraud_trainer"]["applied"] == 1 and per["recs_trainer"]["applied"] == 3
+    # every function that ran fits its declared memory and timeout, with room (the run measures both)
+    sizing = platform["sizing"]
+    assert set(sizing) == set(per) and all(v["peak_rss_mb"] > 50 for v in sizing.values())
+    assert max(v["memory_used"] for v in sizing.values()) < 0.9
+    assert max(v["timeout_used"] for v in sizing.values()) < 0.5
     inputs = " ".join(report["inputs"])
     assert "MovieLens" in inputs and "Handbook" in inputs and "Simulator" in inputs
     assert set(result["timings_s"]) >= {"inputs_s", "trainers_s", "replay_s", "report_s", "wall_s"}
@@ -133,4 +138,4 @@ def test_query_exit_status_says_whether_the_run_knows_the_id(quick_run: tuple[Pa
     assert unknown.returncode == 1, unknown.stderr[-2000:]
     assert json.loads(unknown.stdout)["found"] is False
     malformed = run("segment", "US")
-    assert malformed.returncode == 2 and "REGION/NETWORK/DEVICE" in malformed.stdout
+    assert malformed.returncode == 2 and "REGION/NETWORK/DEVICE" in malformed.stderr and malformed.stdout == ""

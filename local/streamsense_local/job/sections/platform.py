@@ -6,8 +6,26 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 from streamsense_local.job.sections import JobContext, Section, Table
+
+
+def _sizing(ctx: JobContext, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per invoked function: the memory and timeout the system declares next to what the run
+    measured (peak RSS of its containers, longest invocation), and the share used of each."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if not r["invocations"]:
+            continue
+        fn = ctx.stack.system.function(r["function"])
+        max_s = round((r["max_ms"] or 0.0) / 1000, 2)
+        out[fn.name] = {
+            "memory_mb": fn.memory_mb, "peak_rss_mb": r["max_memory_mb"],
+            "memory_used": round(r["max_memory_mb"] / fn.memory_mb, 3),
+            "timeout_s": fn.timeout_s, "max_invocation_s": max_s, "timeout_used": round(max_s / fn.timeout_s, 3),
+        }
+    return out
 
 
 def collect(ctx: JobContext) -> Section:
@@ -34,6 +52,18 @@ def collect(ctx: JobContext) -> Section:
     section.tables.append(
         Table("CPU seconds per process so far (containers include their cold starts)", ["process", "cpu s"],
               [[k, v] for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])] + [["total", round(sum(cpu.values()), 1)]])
+    )
+    sizing = _sizing(ctx, rows)
+    section.tables.append(
+        Table("sizing: declared memory and timeout vs the run's peak RSS and longest invocation",
+              ["function", "memory MB", "peak RSS MB", "memory used", "timeout s", "max invocation s", "timeout used"],
+              [[f, v["memory_mb"], v["peak_rss_mb"], f"{v['memory_used']:.0%}", v["timeout_s"], f"{v['max_invocation_s']:.1f}",
+                f"{v['timeout_used']:.1%}"]
+               for f, v in sizing.items()])
+    )
+    section.notes.append(
+        "peak RSS is the container process's high-water mark on this machine (Lambda bills the same "
+        "process); memory also buys CPU on Lambda, so the CPU-bound scorers keep more than their RSS needs"
     )
     reasons: Counter[tuple[str, str]] = Counter()
     seen: set[str] = set()
@@ -64,6 +94,7 @@ def collect(ctx: JobContext) -> Section:
         "function_errors_of_built_functions": sum(r["errors"] for r in rows if r["function"] not in missing),
         "functions_not_built": missing,
         "cpu_s": cpu,
+        "sizing": sizing,
         "per_function": {
             r["function"]: {k: r[k] for k in ("records_in", "applied", "skipped", "quarantined", "retried", "to_on_failure", "errors")}
             for r in rows

@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# jsii calls Node 20 end-of-life; synth works on it (the machine's Node), as the README says
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export STREAMSENSE_DATA_DIR ?= $(CURDIR)/data
 BENCH ?=
 STAGE ?= dev

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import signal
 import sys
 import threading
@@ -73,7 +74,14 @@ def _report(stack: LocalStack) -> None:
     missing = [fn.name for fn in stack.system.functions if not (stack.functions_dir / fn.name / "handler.py").is_file()]
     if missing:
         print(f"functions without a handler yet (every invoke fails with Runtime.ImportModuleError): {', '.join(missing)}")
-    print(f"function logs: {stack.workdir / 'logs'}")
+    if not stack.owns_workdir:
+        print(f"function logs: {stack.workdir / 'logs'}")
+    else:
+        print("function logs: removed with the stack's temporary folder (pass --workdir DIR to keep them)")
+
+
+# what the functions use as ids (ml-414, acc-0000190-p2, c297, edge-us, 122912): one token
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 
 
 def _usage(message: str) -> int:
@@ -222,6 +230,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         else:
             with open(args.file, "rb") as f:
                 lines = [line.rstrip(b"\r\n") for line in f if line.strip()]
+            try:
+                json.loads(lines[0]) if lines else None
+            except ValueError:
+                print(f"streamsense: note: {args.file} is not JSON lines; each line will be quarantined "
+                      "(to drop a file into a bucket, use --s3 BUCKET/KEY)", file=sys.stderr)
             counts = stack.put_events(lines, stream=args.stream)
             print(f"put {len(lines)} records in {time.perf_counter() - t0:.1f} s: {counts}")
             total = sum(n * _consumers(stack, s) for s, n in counts.items())
@@ -232,8 +245,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
+    from infra.system import SYSTEM, ScheduleTrigger
     from streamsense_local.samples import diff, snapshot
 
+    if not any(isinstance(t, ScheduleTrigger) for t in SYSTEM.function(args.function).triggers):
+        scheduled = [f.name for f in SYSTEM.functions if any(isinstance(t, ScheduleTrigger) for t in f.triggers)]
+        return _usage(f"{args.function} has no schedule trigger: tick one of {', '.join(scheduled)}")
     with _start(args) as stack:
         stack.record_events = True
         before = snapshot(stack)
@@ -267,13 +284,17 @@ def cmd_query(args: argparse.Namespace) -> int:
         return _usage(f"query {args.kind!r} is not available in this build")
     if args.kind == "segment" and len(args.id.split("/")) != 3:
         return _usage(f"a segment is REGION/NETWORK/DEVICE (e.g. US/wifi/tv), not {args.id!r}")
+    if args.kind != "segment" and not _ID.fullmatch(args.id):
+        return _usage(f"{args.kind} {args.id!r} is not an id (letters, digits and . _ : @ -, at most 128)")
     state = Path(args.state) if args.state else STATE_DIR
     if not (state / "counts.json").exists():
-        print(f"streamsense: no saved run at {state}: run `make run` first", file=sys.stderr)
-        return 1
+        return _usage(f"no saved run at {state}: run `make run` first")
     with _start(args, record_history=False) as stack:
         tables, buckets = READS[args.kind]
-        snapshot.load(stack, state, tables=tables, buckets=buckets, queues=False)
+        try:
+            snapshot.load(stack, state, tables=tables, buckets=buckets, queues=False)
+        except snapshot.SnapshotError as exc:
+            return _usage(str(exc))
         # a segment is REGION/NETWORK/DEVICE; every other id is one value
         parts = args.id.split("/") if args.kind == "segment" else [args.id]
         answer = fn(stack, *parts)

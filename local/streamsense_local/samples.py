@@ -99,8 +99,10 @@ def shape_error(function: str, event: Any) -> str | None:
     the handler on zero records and look like a success."""
     expected = trigger_kinds(function)
     got = source_kind(event)
-    if got in expected:
+    if got in expected and (got == "schedule" or all(source_kind({"Records": [r]}) == got for r in event["Records"])):
         return None
+    if got in expected:
+        return f"every record of a {got} event must be a {got} record; this payload mixes in others"
     want = " or ".join(f"a {k} event" for k in sorted(expected))
     what = "an empty Records list" if isinstance(event, Mapping) and event.get("Records") == [] else (
         f"a {got} event" if got != "other" else "not an event any AWS trigger sends"

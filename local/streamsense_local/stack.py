@@ -391,6 +391,11 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def owns_workdir(self) -> bool:
+        """True when the workdir is a temporary folder removed on close (no --workdir given)."""
+        return self._own_workdir
+
     def close(self) -> None:
         # Containers exit on their own once their pipe closes; stopping them one after the
         # other waited for each interpreter's shutdown in turn.

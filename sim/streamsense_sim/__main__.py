@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         config = SimConfig(
             accounts=args.accounts, days=args.days, seed=args.seed, start=args.start, data_dir=data_dir,
             heartbeat_s=args.heartbeat_s, trace_split=args.trace_split, attack_rates=AttackRates(**rates),
-            countries=tuple(c.strip().upper() for c in args.countries.split(",")) if args.countries else None,
+            countries=tuple(c.strip().upper() for c in args.countries.split(",") if c.strip()) if args.countries is not None else None,
             include_late_labels=not args.no_late_labels, home_row_share=args.home_row_share,
         )  # fmt: skip
         if args.no_traps:

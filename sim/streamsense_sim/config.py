@@ -101,6 +101,15 @@ class SimConfig:
             raise ValueError("trace_split must be all, train or eval")
         if self.seed < 0:
             raise ValueError("seed must be >= 0")
+        # epoch-millisecond event times, account histories reaching back before the start and
+        # calendar arithmetic all stay well inside these bounds
+        if not date(1971, 1, 1) <= self.start or self.start.toordinal() + self.days > date(2200, 1, 1).toordinal():
+            raise ValueError("start must be on or after 1971-01-01 and the period must end before 2200-01-01")
+        for name, rate in self.attack_rates.as_dict().items():
+            if not 0.0 <= rate < float("inf"):
+                raise ValueError(f"attack rate {name} must be a finite number >= 0, not {rate}")
+        if self.countries is not None and not self.countries:
+            raise ValueError("countries: give at least one ISO code (or leave it out for the world)")
         for name in ("vpn_member_share", "vpn_use_p", "geoip_noise_share", "second_home_share",
                      "card_expiry_share", "victim_reset_share", "home_row_share"):  # fmt: skip
             if not 0.0 <= getattr(self, name) <= 1.0:

@@ -15,6 +15,10 @@ from streamsense_local.job.sections import peek
 from streamsense_local.stack import LocalStack
 
 
+class SnapshotError(Exception):
+    """A saved run that cannot be restored (a table file missing or unreadable)."""
+
+
 def save(stack: LocalStack, dest: Path) -> dict[str, int]:
     if dest.exists():
         shutil.rmtree(dest)
@@ -58,9 +62,16 @@ def load(
     if not (src / "counts.json").exists():
         raise FileNotFoundError(f"no saved run at {src}: run `make run` first")
     for table in stack.system.tables:
+        if tables is not None and table.name not in tables:
+            continue
         path = src / "tables" / f"{table.name}.json"
-        if path.exists() and (tables is None or table.name in tables):
-            stack.batch_write_raw(table.name, json.loads(path.read_text()))
+        # save() writes every table, empty or not: a missing or unreadable file is a damaged
+        # state, not an empty table (which would make every query answer "not found")
+        try:
+            items = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SnapshotError(f"saved run at {src} is damaged: {path}: {exc}; run `make run` again") from exc
+        stack.batch_write_raw(table.name, items)
     for bucket in stack.system.buckets:
         root = src / "buckets" / bucket.name
         if root.exists() and (buckets is None or bucket.name in buckets):

@@ -17,6 +17,12 @@ from streamsense_sim.__main__ import main
         (["--home-row-share", "1.5"], "home_row_share must be within [0, 1]"),
         (["--countries", "XX,YY"], "unknown country codes: ['XX', 'YY']"),
         (["--data-dir", "/nonexistent"], "--data-dir /nonexistent: not a folder"),
+        (["--start", "0001-01-01"], "start must be on or after 1971-01-01"),
+        (["--start", "9999-12-31"], "the period must end before 2200-01-01"),
+        (["--start", "2199-12-31", "--days", "2"], "the period must end before 2200-01-01"),
+        (["--attack-scale", "-2"], "attack rate account_takeover must be a finite number >= 0, not -60.0"),
+        (["--rate-card-testing", "nan"], "attack rate card_testing must be a finite number >= 0, not nan"),
+        (["--countries", " , "], "countries: give at least one ISO code"),
     ],
 )
 def test_bad_settings_are_usage_errors(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

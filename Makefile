@@ -42,7 +42,13 @@ setup-node: node_modules/.installed
 run: setup
 	$(PY) -m streamsense_local run $(ARGS)
 
-test: setup setup-node
+# The layers the infra tests measure against Lambda's 250 MB limit (~30 s: pip downloads the
+# cp312 manylinux wheels); rebuilt when the lock file or the code that goes into them changes.
+LAYER_INPUTS := uv.lock layers/build.py $(shell find shared functions -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null)
+build/layers/sizes.json: $(VENV)/.synced $(LAYER_INPUTS)
+	$(PY) -m layers.build
+
+test: setup setup-node build/layers/sizes.json
 	$(PY) -m pytest -n 2 --dist loadgroup $(ARGS)
 
 test-fast: setup

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -242,14 +243,15 @@ def test_shared_layer_builds_from_the_lock(tmp_path: Path) -> None:
 
 
 def test_built_layers_fit_lambdas_limit() -> None:
-    """Reads `make layers`' measurement; skipped (not failed) when the ML layer was not built,
-    since building it downloads ~60 MB of wheels."""
+    """Reads the layer build's measurement (`make test` builds the layers first). Run alone
+    without a build it skips, since building downloads ~60 MB of wheels; under CI it fails."""
     path = BUILD_LAYERS / "sizes.json"
-    if not path.is_file():
-        pytest.skip("build/layers/sizes.json not found: run `make layers` to measure the layers")
-    sizes = json.loads(path.read_text())
+    sizes = json.loads(path.read_text()) if path.is_file() else {"layers": {}}
     if "ml-x86_64" not in sizes["layers"]:
-        pytest.skip("the ML layer has not been built: run `make layers`")
+        message = "the ML layer has not been built: run `make layers` to measure the layers"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     assert sizes["limit_bytes"] == LIMIT
     for name, fn in sizes["functions"].items():
         assert fn["bytes"] <= LIMIT, name

@@ -52,6 +52,28 @@ def print_table(rows: Sequence[dict[str, Any]], out: Any = None) -> None:
         print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))), file=out)
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
 def _start(args: argparse.Namespace, **kwargs: Any) -> LocalStack:
     return LocalStack.start(
         functions_dir=getattr(args, "functions_dir", None),
@@ -216,14 +238,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     buckets = sorted(b.name for b in SYSTEM.buckets)
     if args.stream and args.stream not in streams:
         return _usage(f"unknown stream {args.stream!r}: choose from {', '.join(streams)}")
-    if args.s3 and args.s3.partition("/")[0] not in buckets:
-        return _usage(f"unknown bucket {args.s3.partition('/')[0]!r} (logical name): choose from {', '.join(buckets)}")
+    if args.s3 is not None:
+        bucket, _, key = args.s3.partition("/")
+        if bucket not in buckets:
+            return _usage(f"unknown bucket {bucket!r} (logical name): choose from {', '.join(buckets)}")
+        if not key or key.endswith("/"):
+            return _usage(f"--s3 takes BUCKET/KEY with a key that names an object (e.g. exports/viewing-history/day.csv), not {args.s3!r}")
+    if not Path(args.file).is_file():
+        return _usage(f"{args.file}: no such file")
     with _start(args, duplicate_s3_notifications=args.duplicate_s3, record_history=False) as stack:
         t0 = time.perf_counter()
-        if args.s3:
+        if args.s3 is not None:
             bucket, _, key = args.s3.partition("/")
-            if not key:
-                raise SystemExit("--s3 takes BUCKET/KEY (the bucket's logical name, e.g. exports/viewing-history/day.csv)")
             stack.put_object(bucket, key, Path(args.file).read_bytes())
             print(f"put s3://{stack.physical('bucket', bucket)}/{key}")
             total = None
@@ -267,9 +293,19 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 def cmd_job(args: argparse.Namespace) -> int:
     """The main job (make run): see streamsense_local.job.run."""
+    from streamsense_local.job import snapshot
     from streamsense_local.job.run import DEFAULT_OUT, STATE_DIR, run
 
-    run(quick=args.quick, out=Path(args.out) if args.out else DEFAULT_OUT, state_dir=Path(args.state) if args.state else STATE_DIR)
+    out = Path(args.out) if args.out else DEFAULT_OUT
+    state = Path(args.state) if args.state else STATE_DIR
+    # checked before a run of minutes, not when its results are written
+    if out.exists() and not out.is_dir():
+        return _usage(f"--out {out} is a file, not a folder")
+    try:
+        snapshot.check_destination(state)
+    except snapshot.SnapshotError as exc:
+        return _usage(str(exc))
+    run(quick=args.quick, out=out, state_dir=state)
     return 0
 
 
@@ -297,7 +333,11 @@ def cmd_query(args: argparse.Namespace) -> int:
             return _usage(str(exc))
         # a segment is REGION/NETWORK/DEVICE; every other id is one value
         parts = args.id.split("/") if args.kind == "segment" else [args.id]
-        answer = fn(stack, *parts)
+        try:
+            answer = fn(stack, *parts)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            # items that restored but are not what the functions write: a hand-edited state
+            return _usage(f"the saved run at {state} may be damaged ({type(exc).__name__}: {str(exc)[:200]}); run `make run` again")
         print(_dump(answer))
     # like grep: 1 when the id is well formed but the run has nothing for it (the answer still
     # says what a new member, title or segment would get), 2 for a malformed or unknown kind
@@ -386,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--s3", metavar="BUCKET/KEY", help="drop FILE into this bucket (logical name) and key instead")
     p.add_argument("--stream", help="put every line into this stream instead of routing by event type")
     p.add_argument("--duplicate-s3", action="store_true", help="deliver every S3 notification twice")
-    p.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
+    p.add_argument("--timeout", type=positive_float, default=3600.0, help="give up after this many seconds")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("tick", parents=[common], help="fire a function's schedule now (fresh stack)")
@@ -411,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("samples", parents=[common], help="replay every sample event through the stack, with a summary")
     p.add_argument("--events", default=str(Path(__file__).resolve().parents[2] / "events"))
-    p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--timeout", type=positive_float, default=900.0, help="give up after this many seconds")
     p.set_defaults(func=cmd_samples)
 
     p = sub.add_parser("describe", parents=[common], help="print the provisioned stack (normalized)")
@@ -426,9 +466,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from streamsense_local.stack import DrainTimeout
+
     args = build_parser().parse_args(argv)
+    workdir = getattr(args, "workdir", None)
+    if workdir and Path(workdir).exists() and not Path(workdir).is_dir():
+        sys.exit(_usage(f"--workdir {workdir} is a file, not a folder"))
     try:
         code = args.func(args)
+    except DrainTimeout as exc:
+        # the records are still in the stream (a stack that stops loses them): say so, not a traceback
+        print(f"streamsense: error: not everything was delivered within --timeout: {exc}", file=sys.stderr)
+        code = 1
     except (KeyError, FileNotFoundError, IsADirectoryError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         # bad input from the command line (unknown function, missing or non-JSON event file):
         # a clear message, not a traceback

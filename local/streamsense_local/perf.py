@@ -208,12 +208,25 @@ def iam_probe() -> list[dict[str, str]]:
         server.stop()
 
 
+def _batch_sizes(text: str) -> list[int]:
+    """argparse type: "100,1000" -> [100, 1000], each within Kinesis' 1-10,000."""
+    try:
+        sizes = [int(b) for b in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+    if not all(1 <= b <= 10_000 for b in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: a Kinesis batch size is 1-10000")
+    return sizes
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--records", type=int, default=20_000)
-    p.add_argument("--batch-sizes", default="100,1000")
-    p.add_argument("--shards", type=int, default=1)
-    p.add_argument("--consumers", type=int, default=1, help="no-op functions reading the stream")
-    p.add_argument("--repeat", type=int, default=3, help="runs per setting; the median is reported")
+    from streamsense_local.cli import positive_int
+
+    p.add_argument("--records", type=positive_int, default=20_000)
+    p.add_argument("--batch-sizes", type=_batch_sizes, default="100,1000", help="comma-separated, each 1-10000 (Kinesis' limit)")
+    p.add_argument("--shards", type=positive_int, default=1)
+    p.add_argument("--consumers", type=positive_int, default=1, help="no-op functions reading the stream")
+    p.add_argument("--repeat", type=positive_int, default=3, help="runs per setting; the median is reported")
     p.add_argument("--server-mode", choices=("process", "thread", "both"), default="process")
     p.add_argument("--init", action="store_true", help="also measure init time of every function in functions/")
     p.add_argument("--iam-probe", action="store_true", help="only probe moto's IAM enforcement")
@@ -233,7 +246,7 @@ def main(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             functions_dir = Path(tmp)
             for mode in modes:
-                for batch in (int(b) for b in args.batch_sizes.split(",")):
+                for batch in args.batch_sizes:
                     runs = [
                         measure_delivery(args.records, batch, args.shards, mode, functions_dir, args.consumers)
                         for _ in range(args.repeat)

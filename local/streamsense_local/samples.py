@@ -93,16 +93,40 @@ def trigger_kinds(function: str) -> set[str]:
     return {kinds[type(t)] for t in SYSTEM.function(function).triggers}
 
 
+#: the fields a handler reads from each record, by source: (path, type)
+_RECORD_FIELDS: dict[str, tuple[tuple[tuple[str, ...], type], ...]] = {
+    "kinesis": ((("kinesis", "data"), str), (("kinesis", "sequenceNumber"), str)),
+    "sqs": ((("body",), str), (("messageId",), str)),
+    "s3": ((("s3", "bucket", "name"), str), (("s3", "object", "key"), str)),
+}
+
+
+def _missing_field(kind: str, record: Mapping[str, Any]) -> str | None:
+    """The first field (dotted, with its type) a record of this kind lacks, or None."""
+    for path, typ in _RECORD_FIELDS.get(kind, ()):
+        node: Any = record
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if not isinstance(node, typ):
+            return f"{'.'.join(path)} ({typ.__name__})"
+    return None
+
+
 def shape_error(function: str, event: Any) -> str | None:
     """Why ``event`` cannot reach ``function`` through any of its triggers, or None. A payload of
     another shape (``{}``, a bare record, an S3 event for a stream consumer) would otherwise run
     the handler on zero records and look like a success."""
     expected = trigger_kinds(function)
     got = source_kind(event)
-    if got in expected and (got == "schedule" or all(source_kind({"Records": [r]}) == got for r in event["Records"])):
-        return None
+    if got in expected and got != "schedule":
+        if not all(source_kind({"Records": [r]}) == got for r in event["Records"]):
+            return f"every record of a {got} event must be a {got} record; this payload mixes in others"
+        for i, record in enumerate(event["Records"]):
+            missing = _missing_field(got, record)
+            if missing:
+                return f"record {i} of this {got} event has no {missing} (see events/{function}/ for the shape AWS sends)"
     if got in expected:
-        return f"every record of a {got} event must be a {got} record; this payload mixes in others"
+        return None
     want = " or ".join(f"a {k} event" for k in sorted(expected))
     what = "an empty Records list" if isinstance(event, Mapping) and event.get("Records") == [] else (
         f"a {got} event" if got != "other" else "not an event any AWS trigger sends"

@@ -7,8 +7,10 @@ operator can fix and re-drive it. ``quarantine_id`` is deterministic (function +
 readers count distinct ids (at-least-once, like every queue here).
 
 Privacy: when the payload is JSON, raw identifiers in it (email, ip, card_number, device_id) are
-replaced by their pseudonyms before it leaves the function; bytes that do not parse cannot be
-searched for identifiers and are kept as they came (the queue is KMS-encrypted with a 14-day
+replaced by their pseudonyms before it leaves the function (the whole record is parsed, then the
+redacted text is clipped); text that does not parse (malformed JSON) is scrubbed by pattern: the
+values of those keys, e-mail addresses, IPv4 addresses and 13-19 digit card-like numbers. Bytes
+that are not UTF-8 are kept as they came, base64-encoded (the queue is KMS-encrypted with a 14-day
 retention).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +54,20 @@ def _redact(obj: Any, pseudo: Pseudonymizer) -> Any:
     return obj
 
 
+_KEYED = re.compile(r'"(email|ip|card_number|device_id)"(\s*:\s*)"((?:[^"\\]|\\.)*)"?')
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+
+
+def scrub_text(text: str, pseudo: Pseudonymizer) -> str:
+    """Pseudonymize identifiers in text that is not (or no longer) parseable JSON."""
+    text = _KEYED.sub(lambda m: f'"{m[1]}"{m[2]}"{pseudo.token(m[1], m[3])}"', text)
+    text = _EMAIL.sub(lambda m: pseudo.token("email", m[0]), text)
+    text = _IPV4.sub(lambda m: pseudo.token("ip", m[0]), text)
+    return _CARD.sub(lambda m: pseudo.token("card_number", re.sub(r"[ -]", "", m[0])), text)
+
+
 def quarantine_message(function: str, item: Quarantined, pseudo: Pseudonymizer) -> dict[str, Any]:
     """The JSON document sent to the quarantine queue for one record."""
     raw = item.payload
@@ -66,20 +83,22 @@ def quarantine_message(function: str, item: Quarantined, pseudo: Pseudonymizer) 
         "payload_sha256": hashlib.sha256(raw).hexdigest(),
         "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    clipped = raw[:MAX_PAYLOAD_COPY]
     message["truncated"] = len(raw) > MAX_PAYLOAD_COPY
     try:
-        text = clipped.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         message["payload_encoding"] = "base64"
-        message["payload"] = base64.b64encode(clipped).decode()
+        message["payload"] = base64.b64encode(raw[:MAX_PAYLOAD_COPY]).decode()
         return message
     message["payload_encoding"] = "utf-8"
     try:
-        message["payload"] = json.dumps(_redact(json.loads(text), pseudo), separators=(",", ":"))
-        message["payload_redacted"] = True
-    except json.JSONDecodeError:
-        message["payload"] = text
+        redacted = json.dumps(_redact(json.loads(text), pseudo), separators=(",", ":"))
+        message["payload_redacted"] = "pseudonymized"
+    except (json.JSONDecodeError, RecursionError):
+        redacted = scrub_text(text, pseudo)
+        message["payload_redacted"] = "scrubbed"
+    # clipped after redaction, so a cut never leaves an identifier half-seen by the parser
+    message["payload"] = redacted.encode()[:MAX_PAYLOAD_COPY].decode("utf-8", errors="ignore")
     return message
 
 

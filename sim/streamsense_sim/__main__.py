@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -107,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # the output folder cannot be written
         p.error(f"--out {args.out}: {exc.strerror or exc}")
     wall = time.perf_counter() - started
-    print(f"catalogue: {'MovieLens from ' + str(data_dir) if data_dir else 'generated'}; "
-          f"throughput: {'ABR traces' if data_dir else 'parametric model'}")  # fmt: skip
+    # what the simulator actually used (a data dir without MovieLens or the ABR traces falls back)
+    manifest = json.loads(paths["manifest"].read_text())
+    catalogue, throughput = manifest["catalogue"]["source"], manifest["throughput_source"]
+    print(f"catalogue: {'MovieLens from ' + str(data_dir) if catalogue == 'movielens' else 'generated'}; "
+          f"throughput: {'ABR traces from ' + str(data_dir) if throughput == 'abr-traces' else 'parametric model'}")  # fmt: skip
+    if data_dir is not None and (catalogue, throughput) != ("movielens", "abr-traces"):
+        print(f"note: {data_dir} lacks {' and '.join(n for n, ok in (('movielens/ml-latest-small/movies.csv', catalogue == 'movielens'), ('abr/traces/<family>/', throughput == 'abr-traces')) if not ok)}; generated instead", file=sys.stderr)
     print_summary(summary, wall)
     for name, path in paths.items():
         print(f"{name:>16}: {path}")

@@ -19,7 +19,17 @@ class SnapshotError(Exception):
     """A saved run that cannot be restored (a table file missing or unreadable)."""
 
 
+def check_destination(dest: Path) -> None:
+    """Refuse a destination that is not a saved run: save() replaces the folder whole, and a
+    mistyped ``--state`` must never delete someone's files."""
+    if dest.exists() and not dest.is_dir():
+        raise SnapshotError(f"--state {dest} is a file, not a folder")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / "counts.json").exists():
+        raise SnapshotError(f"--state {dest} is a folder that holds something other than a saved run; choose an empty or new folder")
+
+
 def save(stack: LocalStack, dest: Path) -> dict[str, int]:
+    check_destination(dest)
     if dest.exists():
         shutil.rmtree(dest)
     (dest / "tables").mkdir(parents=True)
@@ -69,9 +79,11 @@ def load(
         # state, not an empty table (which would make every query answer "not found")
         try:
             items = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise SnapshotError(f"saved run at {src} is damaged: {path}: {exc}; run `make run` again") from exc
-        stack.batch_write_raw(table.name, items)
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise ValueError("not a list of DynamoDB items")
+            stack.batch_write_raw(table.name, items)
+        except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: the local table refused an item
+            raise _damaged(src, path, exc) from exc
     for bucket in stack.system.buckets:
         root = src / "buckets" / bucket.name
         if root.exists() and (buckets is None or bucket.name in buckets):
@@ -80,6 +92,13 @@ def load(
     for queue in stack.system.queues if queues else ():
         path = src / "queues" / f"{queue.name}.jsonl"
         if path.exists():
-            bodies = [json.loads(line) for line in path.read_text().splitlines() if line]
+            try:
+                bodies = [json.loads(line) for line in path.read_text().splitlines() if line]
+            except (OSError, ValueError) as exc:
+                raise _damaged(src, path, exc) from exc
             if bodies:
                 stack.send_messages(queue.name, bodies)
+
+
+def _damaged(src: Path, path: Path, exc: Exception) -> SnapshotError:
+    return SnapshotError(f"saved run at {src} is damaged: {path}: {str(exc)[:300]}; run `make run` again")

@@ -111,3 +111,35 @@ def test_s3_keys_are_url_decoded() -> None:
     }
     (obj,) = s3_objects(event)
     assert obj.key == "viewing-history/day one=1.csv"
+
+
+def _quarantined(raw: bytes) -> dict:
+    queue = MemoryQueue()
+    kinesis_batch(_kinesis([raw]), lambda b: BatchResult(), accepts=frozenset({"payment"}), quarantine=QuarantineSink("f", queue, PSEUDO))
+    (message,) = [json.loads(m) for m in queue.messages]
+    return message
+
+
+def test_oversized_payload_is_redacted_before_it_is_clipped() -> None:
+    # the card number sits past the copy limit's cut in a record too large to apply: it must
+    # still be pseudonymized, not cut in half and kept raw by a parser that failed on the clip
+    big = {**_payment("a"), "payload": {"padding": "x" * 200_000, "card_number": "4111111111111111"}}
+    message = _quarantined(json.dumps(big).encode())
+    assert message["reason"] == "oversized"
+    assert message["truncated"] is True
+    assert message["payload_redacted"] == "pseudonymized"
+    assert "4111111111111111" not in message["payload"]
+    assert len(message["payload"].encode()) <= 64 * 1024
+
+
+def test_malformed_json_payload_is_scrubbed_by_pattern() -> None:
+    raw = b'{"type":"login","email":"Ann@Example.com","ip":"203.0.113.7","note":"card 4111 1111 1111 1111", '
+    message = _quarantined(raw)
+    assert message["reason"] == "malformed_json"
+    assert message["payload_redacted"] == "scrubbed"
+    payload = message["payload"]
+    for raw_id in ("Ann@Example.com", "203.0.113.7", "4111 1111 1111 1111"):
+        assert raw_id not in payload
+    assert PSEUDO.token("email", "Ann@Example.com") in payload
+    assert PSEUDO.token("ip", "203.0.113.7") in payload
+    assert PSEUDO.token("card_number", "4111111111111111") in payload

@@ -123,3 +123,120 @@ def test_a_damaged_saved_run_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "tables" / "recs.json").write_text("[]")
     snapshot.load(stack, tmp_path, tables=("recs",), buckets=(), queues=False)  # type: ignore[arg-type]
     assert written == ["recs"]
+
+
+@pytest.mark.parametrize(
+    ("record", "missing"),
+    [
+        ({"eventSource": "aws:kinesis", "kinesis": {"sequenceNumber": "1"}}, "record 0 of this kinesis event has no kinesis.data (str)"),
+        ({"eventSource": "aws:kinesis", "kinesis": {"sequenceNumber": "1", "data": 7}}, "has no kinesis.data (str)"),
+    ],
+)
+def test_invoke_refuses_a_record_without_the_fields_a_handler_reads(
+    record: dict, missing: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"Records": [record]}))
+    code, out, err = _run(["invoke", "fraud_scorer", "--event", str(event)], capsys)
+    assert (code, out) == (2, "")
+    assert missing in err
+
+
+def test_invoke_refuses_an_s3_record_without_a_key_and_an_sqs_record_without_a_body(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {}}}]}))
+    code, _, err = _run(["invoke", "recs_trainer", "--event", str(event)], capsys)
+    assert code == 2
+    assert "record 0 of this s3 event has no s3.object.key (str)" in err
+    event.write_text(json.dumps({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": {"case": 1}}]}))
+    code, _, err = _run(["invoke", "investigation", "--event", str(event)], capsys)
+    assert code == 2
+    assert "record 0 of this sqs event has no body (str)" in err
+
+
+@pytest.mark.parametrize(
+    ("s3", "message"),
+    [
+        ("exports", "--s3 takes BUCKET/KEY with a key that names an object"),
+        ("exports/", "--s3 takes BUCKET/KEY with a key that names an object"),
+        ("", "unknown bucket '' (logical name)"),
+        ("nope/key.csv", "unknown bucket 'nope' (logical name)"),
+    ],
+)
+def test_replay_s3_needs_a_known_bucket_and_a_key(s3: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "day.csv"
+    data.write_text("member,title\n")
+    code, out, err = _run(["replay", str(data), "--s3", s3], capsys)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+def test_replay_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(["replay", str(tmp_path / "none.jsonl")], capsys)
+    assert (code, out) == (2, "")
+    assert "none.jsonl: no such file" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", "x.jsonl", "--timeout", "0"],
+        ["replay", "x.jsonl", "--timeout", "nan"],
+        ["perf", "--batch-sizes", "100,0"],
+        ["perf", "--batch-sizes", "100,abc"],
+        ["perf", "--repeat", "0"],
+        ["perf", "--records", "-5"],
+        ["perf", "--consumers", "0"],
+        ["perf", "--shards", "x"],
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(argv, capsys)
+    assert (code, out) == (2, "")
+    assert "error: argument" in err
+
+
+def test_workdir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    code, out, err = _run(["describe", "--workdir", str(afile)], capsys)
+    assert (code, out) == (2, "")
+    assert f"--workdir {afile} is a file, not a folder" in err
+
+
+def test_run_refuses_a_state_folder_that_is_not_a_saved_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # save() replaces the folder: a mistyped --state must not delete someone's files
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    code, out, err = _run(["run", "--quick", "--state", str(precious)], capsys)
+    assert (code, out) == (2, "")
+    assert "holds something other than a saved run" in err
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    code, _, err = _run(["run", "--quick", "--state", str(precious / "thesis.tex")], capsys)
+    assert code == 2
+    assert "is a file, not a folder" in err
+    code, _, err = _run(["run", "--quick", "--out", str(precious / "thesis.tex")], capsys)
+    assert code == 2
+    assert "--out" in err and "is a file, not a folder" in err
+
+
+def test_a_saved_run_whose_items_the_local_table_refuses(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from streamsense_local.job import snapshot
+
+    from infra.system import SYSTEM
+
+    def refuse(table: str, items: list) -> None:
+        raise RuntimeError("loading recs failed: HTTP 500: b'ValidationException'")
+
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "counts.json").write_text("{}")
+    stack = SimpleNamespace(system=SYSTEM, batch_write_raw=refuse)
+    for content, detail in (('[{"pk": {"S": "x"}}]', "HTTP 500"), ('{"pk": 1}', "not a list of DynamoDB items"), ("[1, 2]", "not a list")):
+        (tmp_path / "tables" / "recs.json").write_text(content)
+        with pytest.raises(snapshot.SnapshotError, match=rf"recs.json: .*{detail}"):
+            snapshot.load(stack, tmp_path, tables=("recs",), buckets=(), queues=False)  # type: ignore[arg-type]

@@ -171,7 +171,7 @@ def test_queries(run: tuple[LocalStack, Section]) -> None:
         "profiles": {"acc-fr-2-p0": {"situation": "foreign", "audio": "en", "subtitles": "fr"}},
     }
     assert queries.member(stack, "acc-fr-3")["profiles"]["acc-fr-3-p0"]["native"]["source"] == "region"
-    assert queries.member(stack, "nobody") == {"member_id": "nobody", "found": False}
+    assert queries.member(stack, "nobody") == {"account_id": "nobody", "found": False}
     r = queries.region(stack, "fr")
     assert (r["found"], r["picks"], r["defaults"]["language"]) == (True, 8, "fr")
     # foreign_dub: (own, off) x3 (E1, E6, E8) beats (original, own) x2; foreign: E4's (original, own)

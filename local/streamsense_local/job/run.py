@@ -26,6 +26,7 @@ from streamsense.caching.store import DEFAULT_WINDOW_S
 from tqdm import tqdm
 
 from streamsense_local.job import report, snapshot
+from streamsense_local.job.examples import query_examples
 from streamsense_local.job.inputs import (
     HandbookPlan,
     MovieLensPlan,
@@ -260,6 +261,9 @@ def run(
     timings["wall_s"] = time.perf_counter() - started
     result = report.write(out, sections, timings, notes=[n for r in replays for n in r.notes], state=counts)
     print(f"\nreport: {out / 'report.html'} (and report.json); state for `query`: {state_dir}")
+    state_flag = "" if state_dir == STATE_DIR else f" --state {state_dir}"
+    for command in query_examples(state_dir):
+        print(f"  try: {command}{state_flag}")
     return result
 
 

@@ -44,19 +44,19 @@ def _for_title(stack: LocalStack, title_id: str, defaults_by_profile: dict[str, 
     return out
 
 
-def member(stack: LocalStack, member_id: str, title_id: str | None = None) -> dict[str, Any]:
-    """A member's delivery defaults, per profile: the profile's language and, per situation
-    (``native``: a title in that language; ``foreign_dub``: a foreign title with a dub;
+def member(stack: LocalStack, account_id: str, title_id: str | None = None) -> dict[str, Any]:
+    """An account's delivery defaults (delivery_prefs keys them by account), per profile: the
+    profile's language and, per situation (``native``: a title in that language; ``foreign_dub``: a foreign title with a dub;
     ``foreign``: one without), the audio and subtitle roles served with where each came from
     (``profile``, ``region`` or ``fallback``) and the picks behind it; the number of picks
     stored and the newest one. With ``title_id``, also the concrete audio and subtitle language
     each profile would start that title with (title language from the catalogue the function
-    read). ``found`` is False for a member the function never saw (a new member gets the
+    read). ``found`` is False for an account the function never saw (a new one gets the
     region's defaults: see ``region``)."""
     table = _table(stack)
-    item = table.get_many([member_key(member_id)]).get(member_key(member_id))
+    item = table.get_many([member_key(account_id)]).get(member_key(account_id))
     if item is None:
-        return {"member_id": member_id, "found": False}
+        return {"account_id": account_id, "found": False}
     region_code = str(item.get("region") or "")
     region_doc = table.get_many([region_key(region_code)]).get(region_key(region_code))
     profiles: dict[str, Any] = {}
@@ -76,7 +76,7 @@ def member(stack: LocalStack, member_id: str, title_id: str | None = None) -> di
             ),
         }
     out: dict[str, Any] = {
-        "member_id": member_id,
+        "account_id": account_id,
         "found": True,
         "region": region_code,
         "updated_at": item.get("updated_at"),

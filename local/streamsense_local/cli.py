@@ -318,8 +318,15 @@ def cmd_query(args: argparse.Namespace) -> int:
     fn = resolve(args.kind)
     if fn is None:
         return _usage(f"query {args.kind!r} is not available in this build")
-    if args.kind == "segment" and len(args.id.split("/")) != 3:
-        return _usage(f"a segment is REGION/NETWORK/DEVICE (e.g. US/wifi/tv), not {args.id!r}")
+    if args.kind == "segment":
+        from streamsense_local.job.queries.qoe import parse_segment
+
+        if len(args.id.split("/")) != 3:
+            return _usage(f"a segment is REGION/NETWORK/DEVICE (e.g. US/wifi/tv), not {args.id!r}")
+        try:
+            parse_segment(*args.id.split("/"))
+        except ValueError as exc:
+            return _usage(f"segment {args.id!r}: {exc}")
     if args.kind != "segment" and not _ID.fullmatch(args.id):
         return _usage(f"{args.kind} {args.id!r} is not an id (letters, digits and . _ : @ -, at most 128)")
     state = Path(args.state) if args.state else STATE_DIR
@@ -335,7 +342,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         parts = args.id.split("/") if args.kind == "segment" else [args.id]
         try:
             answer = fn(stack, *parts)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
             # items that restored but are not what the functions write: a hand-edited state
             return _usage(f"the saved run at {state} may be damaged ({type(exc).__name__}: {str(exc)[:200]}); run `make run` again")
         print(_dump(answer))

@@ -240,3 +240,20 @@ def test_a_saved_run_whose_items_the_local_table_refuses(tmp_path: Path) -> None
         (tmp_path / "tables" / "recs.json").write_text(content)
         with pytest.raises(snapshot.SnapshotError, match=rf"recs.json: .*{detail}"):
             snapshot.load(stack, tmp_path, tables=("recs",), buckets=(), queues=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("segment", "message"),
+    [
+        ("USA/wifi/tv", "unknown region 'USA'"),
+        ("US/5g/tv", "unknown network '5g'"),
+        ("US/wifi/toaster", "unknown device 'toaster'"),
+    ],
+)
+def test_an_unknown_segment_part_is_refused_before_the_state_loads(
+    segment: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no saved run at --state: the segment is checked first, so the message is about it
+    code, out, err = _run(["query", "segment", segment, "--state", str(tmp_path / "none")], capsys)
+    assert (code, out) == (2, "")
+    assert message in err

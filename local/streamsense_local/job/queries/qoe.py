@@ -27,6 +27,19 @@ def _table(stack: LocalStack) -> DynamoTable:
     return DynamoTable(stack.physical("table", "qoe"), client=stack.client("dynamodb"))
 
 
+def parse_segment(region: str, network: str, device: str) -> Segment:
+    """The segment named by a query, or ValueError saying which part is unknown (checked before
+    a saved run is restored, which takes seconds)."""
+    if not (len(region.strip()) == 2 and region.strip().isascii() and region.strip().isalpha()):
+        raise ValueError(f"unknown region {region!r}: an ISO country code of two letters (e.g. US)")
+    if network.strip().lower() not in NETWORK_TYPES:
+        raise ValueError(f"unknown network {network!r}: one of {sorted(NETWORK_TYPES)}")
+    seg = Segment.of(region.strip().upper(), network.strip().lower(), device.strip().lower())
+    if seg.device not in set(DEVICE_CLASS.values()):
+        raise ValueError(f"unknown device {device!r}: one of {sorted(DEVICE_CLASS)}")
+    return seg
+
+
 def segment(stack: LocalStack, region: str, network: str, device: str) -> dict[str, Any]:
     """The hint a player of ``region`` x ``network`` x ``device`` fetches at session start.
 
@@ -35,13 +48,7 @@ def segment(stack: LocalStack, region: str, network: str, device: str) -> dict[s
     itself was seen, else the most specific coarser one published (``rn``, ``n``, ``all``);
     inside the document each part (startup, throughput, prediction, buffer) names the level its
     data came from, with sample size and age. ``found`` is False when nothing was published."""
-    if not (len(region.strip()) == 2 and region.strip().isascii() and region.strip().isalpha()):
-        raise ValueError(f"unknown region {region!r}: an ISO country code of two letters (e.g. US)")
-    if network.strip().lower() not in NETWORK_TYPES:
-        raise ValueError(f"unknown network {network!r}: one of {sorted(NETWORK_TYPES)}")
-    seg = Segment.of(region.strip().upper(), network.strip().lower(), device.strip().lower())
-    if seg.device not in set(DEVICE_CLASS.values()):
-        raise ValueError(f"unknown device {device!r}: one of {sorted(DEVICE_CLASS)}")
+    seg = parse_segment(region, network, device)
     hint = read_hint(_table(stack), seg)
     # found: the run published a hint for this very segment; a fallback answer is what a player
     # of a segment the run never saw fetches (served_from names the coarser level)

@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tick)
 
     p = sub.add_parser("run", help="the main job: replay real data (or the simulator) through the stack and report")
-    p.add_argument("--quick", action="store_true", help="a < 2 minute version (the end-to-end test)")
+    p.add_argument("--quick", action="store_true", help="a one-day, small-scale version of about 2 minutes (the end-to-end test)")
     p.add_argument("--out", default=None, help="report folder (default: reports/latest)")
     p.add_argument("--state", default=None, help="where to save the stack's state for `query --state` (default: .streamsense/last-run)")
     p.set_defaults(func=cmd_job)

@@ -261,7 +261,7 @@ def run(
     timings["wall_s"] = time.perf_counter() - started
     result = report.write(out, sections, timings, notes=[n for r in replays for n in r.notes], state=counts)
     print(f"\nreport: {out / 'report.html'} (and report.json); state for `query`: {state_dir}")
-    state_flag = "" if state_dir == STATE_DIR else f" --state {state_dir}"
+    state_flag = "" if state_dir == STATE_DIR.resolve() else f" --state {state_dir}"
     for command in query_examples(state_dir):
         print(f"  try: {command}{state_flag}")
     return result

@@ -19,6 +19,7 @@ import json
 import re
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -121,7 +122,13 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
     path = Path(args.event)
     SYSTEM.function(args.function)  # KeyError (exit 2) before a stack starts
-    problem = shape_error(args.function, json.loads(path.read_text()))
+    if path.is_dir():
+        return _usage(f"{path} is a folder, not an event file")
+    try:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _usage(f"{path} is not a JSON event ({exc})")
+    problem = shape_error(args.function, payload)
     if problem:
         return _usage(problem)
     with _start(args) as stack:
@@ -244,8 +251,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return _usage(f"unknown bucket {bucket!r} (logical name): choose from {', '.join(buckets)}")
         if not key or key.endswith("/"):
             return _usage(f"--s3 takes BUCKET/KEY with a key that names an object (e.g. exports/viewing-history/day.csv), not {args.s3!r}")
+        if not _s3_triggered(SYSTEM, bucket, key):
+            print(f"streamsense: note: no function is triggered by s3://{bucket}/{key}: the object is stored, "
+                  "nothing is invoked (see the S3 triggers in infra/system.py)", file=sys.stderr)
+    if Path(args.file).is_dir():
+        return _usage(f"{args.file} is a folder, not a file")
     if not Path(args.file).is_file():
         return _usage(f"{args.file}: no such file")
+    lines: list[bytes] = []
+    if args.s3 is None:
+        with open(args.file, "rb") as f:
+            lines = [line.rstrip(b"\r\n") for line in f if line.strip()]
+        if not lines:
+            return _usage(f"{args.file} holds no events (every line is blank)")
     with _start(args, duplicate_s3_notifications=args.duplicate_s3, record_history=False) as stack:
         t0 = time.perf_counter()
         if args.s3 is not None:
@@ -254,10 +272,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"put s3://{stack.physical('bucket', bucket)}/{key}")
             total = None
         else:
-            with open(args.file, "rb") as f:
-                lines = [line.rstrip(b"\r\n") for line in f if line.strip()]
             try:
-                json.loads(lines[0]) if lines else None
+                json.loads(lines[0])
             except ValueError:
                 print(f"streamsense: note: {args.file} is not JSON lines; each line will be quarantined "
                       "(to drop a file into a bucket, use --s3 BUCKET/KEY)", file=sys.stderr)
@@ -268,6 +284,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"delivered in {elapsed:.1f} s (runtime clock advanced {stack.clock.offset:.0f} s past waits)")
         _report(stack)
         return 0 if all(r["errors"] == 0 for r in stack.summary_rows()) else 2
+
+
+def _s3_triggered(system: Any, bucket: str, key: str) -> bool:
+    from infra.system import S3Trigger
+
+    return any(
+        isinstance(t, S3Trigger) and t.bucket == bucket and key.startswith(t.prefix) and key.endswith(t.suffix)
+        for fn in system.functions
+        for t in fn.triggers
+    )
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
@@ -294,19 +320,38 @@ def cmd_tick(args: argparse.Namespace) -> int:
 def cmd_job(args: argparse.Namespace) -> int:
     """The main job (make run): see streamsense_local.job.run."""
     from streamsense_local.job import snapshot
-    from streamsense_local.job.run import DEFAULT_OUT, STATE_DIR, run
+    from streamsense_local.job.run import DEFAULT_OUT, STATE_DIR, data_dir_from_env, run
 
     out = Path(args.out) if args.out else DEFAULT_OUT
     state = Path(args.state) if args.state else STATE_DIR
     # checked before a run of minutes, not when its results are written
+    try:
+        data_dir_from_env()
+    except ValueError as exc:
+        return _usage(str(exc))
     if out.exists() and not out.is_dir():
         return _usage(f"--out {out} is a file, not a folder")
     try:
         snapshot.check_destination(state)
     except snapshot.SnapshotError as exc:
         return _usage(str(exc))
+    for flag, folder in (("--out", out), ("--state", state)):
+        problem = _unwritable(folder)
+        if problem:
+            return _usage(f"{flag} {folder}: {problem}")
     run(quick=args.quick, out=out, state_dir=state)
     return 0
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be written into ``folder`` (created if missing), or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"cannot write there ({exc.strerror or exc})"
+    return None
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -481,6 +526,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(_usage(f"--workdir {workdir} is a file, not a folder"))
     try:
         code = args.func(args)
+    except KeyboardInterrupt:
+        # the stack has been stopped on the way out (its context managers); what was written stays
+        print("streamsense: interrupted", file=sys.stderr)
+        code = 130
     except DrainTimeout as exc:
         # the records are still in the stream (a stack that stops loses them): say so, not a traceback
         print(f"streamsense: error: not everything was delivered within --timeout: {exc}", file=sys.stderr)

@@ -856,6 +856,9 @@ def die_with_parent(parent_pid: int) -> None:
 
     if os.getppid() != parent_pid:
         os._exit(0)
+    # Ctrl-C reaches the whole process group: the runtime alone decides when its children stop
+    # (it still needs the server to finish and report), so they ignore SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 

@@ -628,29 +628,44 @@ class LocalStack:
     def drain(self, timeout_s: float = 600.0, on_progress: Callable[[], None] | None = None) -> None:
         """Deliver everything that is pending, skipping waits by advancing the clock."""
         deadline = time.monotonic() + timeout_s
+        stop = threading.Event()
         with ThreadPoolExecutor(max_workers=len(self.system.functions), thread_name_prefix="fn") as pool:
-            while True:
-                if time.monotonic() > deadline:
-                    raise DrainTimeout(f"drain did not finish in {timeout_s:.0f} s: {self.pending()}")
-                did = self._round(pool, drain=True, on_progress=on_progress)
-                if did:
-                    continue
-                idle, at = self._next_due()
-                if idle and self._round(pool, drain=True, on_progress=on_progress, force=True):
-                    continue  # the last look at every shard found more
-                if idle:
-                    # Shards that waited out retries on their own timeline are ahead of the
-                    # shared clock: bring the clock (and moto's) up to the furthest one.
-                    lag = max((m.max_lag() for m in self.kinesis_mappings), default=0.0)
-                    if lag > 0:
-                        self.clock.advance(lag)
-                    for m in self.kinesis_mappings:
-                        m.clear_lag()
-                    return
-                if at is None:
-                    time.sleep(0.05)  # e.g. SQS messages in flight elsewhere
-                else:
-                    self.clock.advance_to(at)
+            try:
+                self._drain_rounds(pool, deadline, timeout_s, stop, on_progress)
+            except BaseException:
+                stop.set()  # e.g. Ctrl-C: running invocations finish, no new batch starts
+                raise
+
+    def _drain_rounds(
+        self,
+        pool: ThreadPoolExecutor,
+        deadline: float,
+        timeout_s: float,
+        stop: threading.Event,
+        on_progress: Callable[[], None] | None,
+    ) -> None:
+        while True:
+            if time.monotonic() > deadline:
+                raise DrainTimeout(f"drain did not finish in {timeout_s:g} s: {self.pending()}")
+            did = self._round(pool, drain=True, stop=stop, on_progress=on_progress)
+            if did:
+                continue
+            idle, at = self._next_due()
+            if idle and self._round(pool, drain=True, stop=stop, on_progress=on_progress, force=True):
+                continue  # the last look at every shard found more
+            if idle:
+                # Shards that waited out retries on their own timeline are ahead of the
+                # shared clock: bring the clock (and moto's) up to the furthest one.
+                lag = max((m.max_lag() for m in self.kinesis_mappings), default=0.0)
+                if lag > 0:
+                    self.clock.advance(lag)
+                for m in self.kinesis_mappings:
+                    m.clear_lag()
+                return
+            if at is None:
+                time.sleep(0.05)  # e.g. SQS messages in flight elsewhere
+            else:
+                self.clock.advance_to(at)
 
     def run_forever(self, stop: threading.Event, on_progress: Callable[[], None] | None = None, poll_s: float = 0.5) -> None:
         """The ``up`` loop: real time, windows honoured, schedules fired on their rate."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from streamsense.recs.service import MEMBER_SK
+
 _PREFIX = ".venv/bin/python -m streamsense_local query"
 
 
@@ -22,7 +24,8 @@ def query_examples(state_dir: Path) -> list[str]:
     simulator profile when there is one, as it also joins delivery defaults), an account with
     a decision to review (else any decision), an ABR segment with its own hint."""
     out: list[str] = []
-    members = [pk.removeprefix("member#") for pk, _, _ in _keys(state_dir, "recs") if pk.startswith("member#")]
+    # A member# row is a profile's list (sk MEMBER_SK) or, keyed by the account, its delivery defaults.
+    members = [pk.removeprefix("member#") for pk, sk, _ in _keys(state_dir, "recs") if pk.startswith("member#") and sk == MEMBER_SK]
     if members:
         profiles = [m for m in members if m.startswith("acc-")]
         out.append(f"{_PREFIX} member {(profiles or members)[0]}")

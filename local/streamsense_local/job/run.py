@@ -166,6 +166,21 @@ def _windows(
     yield end, batch
 
 
+def data_dir_from_env() -> Path | None:
+    """The team data's folder, or None to replay the simulator alone: only when the default
+    (./data) is missing. A STREAMSENSE_DATA_DIR set elsewhere that is not a folder is a typo, not
+    a wish for a simulator-only report (ValueError)."""
+    env_dir = Path(os.environ.get("STREAMSENSE_DATA_DIR", "data"))
+    if env_dir.is_dir():
+        return env_dir
+    if env_dir.resolve() != Path("data").resolve():
+        raise ValueError(
+            f"STREAMSENSE_DATA_DIR={env_dir} is not a folder; point it at the team data or unset it "
+            "(with no ./data, the run replays the simulator alone)"
+        )
+    return None
+
+
 def run(
     *, quick: bool = False, data_dir: Path | None = None, out: Path = DEFAULT_OUT, state_dir: Path = STATE_DIR
 ) -> dict[str, Any]:
@@ -174,8 +189,7 @@ def run(
     out, state_dir = out.resolve(), state_dir.resolve()
     plan = QUICK if quick else FULL
     if data_dir is None:
-        env_dir = Path(os.environ.get("STREAMSENSE_DATA_DIR", "data"))
-        data_dir = env_dir if env_dir.is_dir() else None
+        data_dir = data_dir_from_env()
     warmup_weeks = -(-plan.handbook.warmup_days // 7)
     t0 = next_monday(datetime.now(UTC)) + timedelta(weeks=warmup_weeks)
     print(f"streamsense main job ({'quick' if quick else 'full'}): replay period starts {t0:%Y-%m-%d} (UTC)")

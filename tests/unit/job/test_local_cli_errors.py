@@ -257,3 +257,73 @@ def test_an_unknown_segment_part_is_refused_before_the_state_loads(
     code, out, err = _run(["query", "segment", segment, "--state", str(tmp_path / "none")], capsys)
     assert (code, out) == (2, "")
     assert message in err
+
+
+def test_run_refuses_a_destination_it_cannot_write_before_the_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # found after minutes of replay before: the folder's parent is a file, so it cannot be made
+    monkeypatch.delenv("STREAMSENSE_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, out, err = _run(["run", "--quick", "--out", str(tmp_path / "out"), "--state", str(afile / "state")], capsys)
+    assert (code, out) == (2, "")
+    assert f"--state {afile / 'state'}: cannot write there" in err
+    code, _, err = _run(["run", "--quick", "--out", str(afile / "out")], capsys)
+    assert code == 2
+    assert f"--out {afile / 'out'}: cannot write there" in err
+
+
+def test_run_refuses_a_data_dir_that_is_set_but_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # a typo must not quietly become a simulator-only report
+    monkeypatch.setenv("STREAMSENSE_DATA_DIR", str(tmp_path / "typo"))
+    code, out, err = _run(["run", "--quick", "--out", str(tmp_path / "out")], capsys)
+    assert (code, out) == (2, "")
+    assert f"STREAMSENSE_DATA_DIR={tmp_path / 'typo'} is not a folder" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_default_data_dir_may_be_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamsense_local.job.run import data_dir_from_env
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STREAMSENSE_DATA_DIR", str(tmp_path / "data"))  # what the Makefile exports
+    assert data_dir_from_env() is None
+    monkeypatch.delenv("STREAMSENSE_DATA_DIR")
+    assert data_dir_from_env() is None
+    (tmp_path / "data").mkdir()
+    assert data_dir_from_env() == Path("data")
+
+
+def test_invoke_an_event_file_that_is_not_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    event = tmp_path / "event.json"
+    event.write_text('{"Records": [\n')
+    code, out, err = _run(["invoke", "fraud_scorer", "--event", str(event)], capsys)
+    assert (code, out) == (2, "")
+    assert f"{event} is not a JSON event (Expecting value: line 2 column 1" in err
+    code, _, err = _run(["invoke", "fraud_scorer", "--event", str(tmp_path)], capsys)
+    assert code == 2
+    assert f"{tmp_path} is a folder, not an event file" in err
+
+
+def test_replay_a_folder_or_a_file_without_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["replay", str(tmp_path)], capsys)
+    assert code == 2
+    assert f"{tmp_path} is a folder, not a file" in err
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n  \n")
+    code, _, err = _run(["replay", str(blank)], capsys)
+    assert code == 2
+    assert f"{blank} holds no events (every line is blank)" in err
+
+
+def test_ctrl_c_is_a_message_and_exit_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from streamsense_local import cli
+
+    def interrupted(_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_job", interrupted)
+    code, out, err = _run(["run", "--quick"], capsys)
+    assert (code, out, err) == (130, "", "streamsense: interrupted\n")

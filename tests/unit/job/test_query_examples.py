@@ -15,8 +15,9 @@ def _write(root: Path, table: str, items: list[dict]) -> None:
 
 def test_examples_come_from_the_saved_tables(tmp_path: Path) -> None:
     _write(tmp_path, "recs", [
-        {"pk": {"S": "member#ml-9"}, "sk": {"S": "recs#member"}},
-        {"pk": {"S": "member#acc-0000007-p1"}, "sk": {"S": "recs#member"}},
+        {"pk": {"S": "member#acc-0000001"}, "sk": {"S": "delivery"}},  # an account's defaults
+        {"pk": {"S": "member#ml-9"}, "sk": {"S": "recs"}},
+        {"pk": {"S": "member#acc-0000007-p1"}, "sk": {"S": "recs"}},
         {"pk": {"S": "region#US"}, "sk": {"S": "recs#trending"}},
     ])  # fmt: skip
     _write(tmp_path, "decisions", [

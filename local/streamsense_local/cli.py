@@ -373,7 +373,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return _usage(f"segment {args.id!r}: {exc}")
     if args.kind != "segment" and not _ID.fullmatch(args.id):
-        return _usage(f"{args.kind} {args.id!r} is not an id (letters, digits and . _ : @ -, at most 128)")
+        return _usage(f"{args.kind} {args.id!r} is not an id (a letter or digit, then letters, digits and . _ : @ -, at most 128)")
     state = Path(args.state) if args.state else STATE_DIR
     if not (state / "counts.json").exists():
         return _usage(f"no saved run at {state}: run `make run` first")

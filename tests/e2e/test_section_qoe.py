@@ -120,7 +120,7 @@ def test_without_team_data_reports_the_hints_only(stack: LocalStack, tmp_path: P
     assert row[4] == wifi["buffer"]["target_s"]
     # 200 samples are needed at a level, so every part falls back to the coarsest one with data:
     # all 23 heartbeats, 18 prediction ratios (each session's 2nd beat on), 5 early samples.
-    assert row[8:11] == [23, 18, 5] and row[11] == 4
+    assert row[8:13] == [23, 18, 5, "all / all / all", 4]
     assert any("No ABR traces" in n for n in result.notes)
     assert any("assumed run.py's rule ('all'" in n for n in result.notes)
     assert result.plots == []

@@ -95,7 +95,7 @@ def test_tick_a_function_without_a_schedule(capsys: pytest.CaptureFixture[str]) 
 def test_a_malformed_id_is_a_usage_error(bad_id: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(["query", "member", bad_id], capsys)
     assert (code, out) == (2, "")
-    assert "is not an id (letters, digits and . _ : @ -, at most 128)" in err
+    assert "is not an id (a letter or digit, then letters, digits and . _ : @ -, at most 128)" in err
 
 
 def test_query_without_a_saved_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

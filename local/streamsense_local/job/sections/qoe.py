@@ -254,6 +254,8 @@ def _network_hint_rows(table: Table, networks: list[str]) -> list[list[Any]]:
                 tput.get("samples", 0),
                 pred.get("samples", 0),
                 startup.get("samples", 0),
+                # each part falls back to a coarser level when its own is thin: say which served
+                " / ".join(str(part.get("level", "?")) for part in (tput, pred, startup)),
                 h.get("sessions"),
                 h.get("generated_at"),
             ]
@@ -324,9 +326,13 @@ def collect(ctx: JobContext) -> Section | None:
         ReportTable(
             "hints served to a segment never seen, per network type (qoe table, hint#n#<network>)",
             ["network", "startup kbps", "discount", "ratio p02 / p20 / p50", "buffer target s", "tput p10 kbps", "p50", "p90",
-             "tput samples", "ratio samples", "early samples", "sessions", "generated"],
+             "tput samples", "ratio samples", "early samples", "from level (tput / ratio / early)", "sessions", "generated"],
             _network_hint_rows(table, networks),
         )
+    )
+    section.notes.append(
+        "Segment levels: rnd = region x network x device, rn = region x network, n = network type, all = every "
+        "segment; a hint part whose own level has too few samples comes from the next coarser one."
     )
     if not stated:
         section.notes.append(

@@ -173,6 +173,10 @@ def _stdin_commands(stack: LocalStack, stop: threading.Event) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     with _start(args, duplicate_s3_notifications=args.duplicate_s3) as stack:
+        # before anything is printed: whoever reads the endpoint may press Ctrl-C at once
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         print(f"streamsense local stack on {stack.endpoint}")
         print("# for boto3 and the aws CLI:")
         for k, v in stack.env_exports().items():
@@ -189,9 +193,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         for fn, _, trigger in stack.schedules:
             print(f"  schedule {fn.name}: {trigger.expression} (type 'tick {fn.name}' to fire now)")
         print(f"function logs: {stack.workdir / 'logs'}", flush=True)
-        stop = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         threading.Thread(target=_stdin_commands, args=(stack, stop), daemon=True).start()
         printed = 0
 

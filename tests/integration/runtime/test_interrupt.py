@@ -46,7 +46,7 @@ def test_ctrl_c_stops_up_with_its_summary(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_a_replay_mid_drain(tmp_path: Path) -> None:
     sim = tmp_path / "sim"
-    subprocess.run([sys.executable, "-m", "streamsense_sim", "--accounts", "300", "--days", "1", "--seed", "3",
+    subprocess.run([sys.executable, "-m", "streamsense_sim", "--accounts", "1000", "--days", "1", "--seed", "3",
                     "--out", str(sim), "--no-data", "--no-progress"], check=True, cwd=REPO, capture_output=True)  # fmt: skip
     events = sim / "events.jsonl"
     proc = _start(["replay", str(events)], tmp_path)

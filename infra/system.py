@@ -90,6 +90,10 @@ class S3Trigger:
     max_event_age_s: int = 6 * 3600
     on_failure: str = "failures"
 
+    def matches(self, bucket: str, key: str) -> bool:
+        """Whether an object created at bucket/key passes this notification's filter."""
+        return bucket == self.bucket and key.startswith(self.prefix) and key.endswith(self.suffix)
+
 
 @dataclass(frozen=True)
 class SqsTrigger:

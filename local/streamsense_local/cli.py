@@ -240,7 +240,7 @@ def _drain_with_progress(stack: LocalStack, total: int | None, timeout_s: float)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from infra.system import SYSTEM
+    from infra.system import SYSTEM, S3Trigger
 
     streams = sorted(s.name for s in SYSTEM.streams)
     buckets = sorted(b.name for b in SYSTEM.buckets)
@@ -252,7 +252,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return _usage(f"unknown bucket {bucket!r} (logical name): choose from {', '.join(buckets)}")
         if not key or key.endswith("/"):
             return _usage(f"--s3 takes BUCKET/KEY with a key that names an object (e.g. exports/viewing-history/day.csv), not {args.s3!r}")
-        if not _s3_triggered(SYSTEM, bucket, key):
+        if not any(isinstance(t, S3Trigger) and t.matches(bucket, key) for fn in SYSTEM.functions for t in fn.triggers):
             print(f"streamsense: note: no function is triggered by s3://{bucket}/{key}: the object is stored, "
                   "nothing is invoked (see the S3 triggers in infra/system.py)", file=sys.stderr)
     if Path(args.file).is_dir():
@@ -287,16 +287,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 0 if all(r["errors"] == 0 for r in stack.summary_rows()) else 2
 
 
-def _s3_triggered(system: Any, bucket: str, key: str) -> bool:
-    from infra.system import S3Trigger
-
-    return any(
-        isinstance(t, S3Trigger) and t.bucket == bucket and key.startswith(t.prefix) and key.endswith(t.suffix)
-        for fn in system.functions
-        for t in fn.triggers
-    )
-
-
 def cmd_tick(args: argparse.Namespace) -> int:
     from infra.system import SYSTEM, ScheduleTrigger
     from streamsense_local.samples import diff, snapshot
@@ -327,7 +317,7 @@ def cmd_job(args: argparse.Namespace) -> int:
     state = Path(args.state) if args.state else STATE_DIR
     # checked before a run of minutes, not when its results are written
     try:
-        data_dir_from_env()
+        data_dir = data_dir_from_env()
     except ValueError as exc:
         return _usage(str(exc))
     if out.exists() and not out.is_dir():
@@ -340,7 +330,7 @@ def cmd_job(args: argparse.Namespace) -> int:
         problem = _unwritable(folder)
         if problem:
             return _usage(f"{flag} {folder}: {problem}")
-    run(quick=args.quick, out=out, state_dir=state)
+    run(quick=args.quick, data_dir=data_dir, out=out, state_dir=state)
     return 0
 
 

@@ -627,11 +627,10 @@ class LocalStack:
 
     def drain(self, timeout_s: float = 600.0, on_progress: Callable[[], None] | None = None) -> None:
         """Deliver everything that is pending, skipping waits by advancing the clock."""
-        deadline = time.monotonic() + timeout_s
         stop = threading.Event()
         with ThreadPoolExecutor(max_workers=len(self.system.functions), thread_name_prefix="fn") as pool:
             try:
-                self._drain_rounds(pool, deadline, timeout_s, stop, on_progress)
+                self._drain_rounds(pool, timeout_s, stop, on_progress)
             except BaseException:
                 stop.set()  # e.g. Ctrl-C: running invocations finish, no new batch starts
                 raise
@@ -639,11 +638,11 @@ class LocalStack:
     def _drain_rounds(
         self,
         pool: ThreadPoolExecutor,
-        deadline: float,
         timeout_s: float,
         stop: threading.Event,
         on_progress: Callable[[], None] | None,
     ) -> None:
+        deadline = time.monotonic() + timeout_s
         while True:
             if time.monotonic() > deadline:
                 raise DrainTimeout(f"drain did not finish in {timeout_s:g} s: {self.pending()}")

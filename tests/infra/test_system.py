@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.system import SYSTEM
+from infra.system import SYSTEM, S3Trigger
 
 
 def test_only_keeps_what_the_functions_trigger_on_and_access() -> None:
@@ -13,3 +13,12 @@ def test_only_keeps_what_the_functions_trigger_on_and_access() -> None:
     assert {"playback", "cache", "hints", "investigations", "investigations_dlq", "quarantine", "failures"} <= names
     assert not names & {"recs", "qoe", "models", "exports"}
     part.validate()
+
+
+def test_s3_trigger_matches_its_bucket_prefix_and_suffix() -> None:
+    trigger = S3Trigger("exports", prefix="viewing-history/", suffix=".csv")
+    assert trigger.matches("exports", "viewing-history/2026/day.csv")
+    assert not trigger.matches("models", "viewing-history/day.csv")  # another bucket
+    assert not trigger.matches("exports", "fraud-labels/day.csv")  # another prefix
+    assert not trigger.matches("exports", "viewing-history/day.csv.gz")  # another suffix
+    assert S3Trigger("exports", prefix="fraud-labels/").matches("exports", "fraud-labels/x")

@@ -197,8 +197,8 @@ def _simulator(ctx: JobContext, decisions: list[dict[str, Any]], section: Sectio
     if not attacks:
         # attack rates are per 100,000 accounts a day: a small, short run may draw none
         section.notes.append(
-            "The simulator injected no attack in this run (rates are per 100,000 accounts a day; the quick run's "
-            "200 accounts x 1 day draw about none): no detection rate, only false positives on legitimate traffic."
+            "The simulator injected no attack in this run (rates are per 100,000 accounts a day, so a few hundred "
+            "accounts over a day draw about none): no detection rate, only false positives on legitimate traffic."
         )
     flagged_attacks = sum(d.get("action") in FLAGGED for d in attack_d)
     flagged_legit = sum(d.get("action") in FLAGGED for d in legit)
